@@ -1,0 +1,39 @@
+# rnnlab: `make repro` builds the pipeline, `make test` runs the tests.
+# Both create .venv and install the pinned dependencies first, when needed.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Stage commands call `python`: the venv's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+MLFLOW_PORT ?= 5000
+
+.PHONY: repro test mlflow-ui lock clean-outputs
+
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# Serves the project's MLflow store (sqlite:///mlruns.db) on 127.0.0.1.
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db \
+		--default-artifact-root file://$(CURDIR)/mlartifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+# The venv is rebuilt when the lock or the project's metadata change.
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+# Re-pin after changing pyproject.toml's dependencies (a fresh venv resolves them).
+lock:
+	rm -rf /tmp/rnnlab-lock-venv && $(PYTHON) -m venv /tmp/rnnlab-lock-venv
+	/tmp/rnnlab-lock-venv/bin/pip install --quiet -e ".[dev]"
+	/tmp/rnnlab-lock-venv/bin/pip freeze --exclude-editable | grep -v '^rnnlab' > requirements.lock

@@ -1,0 +1,89 @@
+"""DVC stage `compose`: conf/ + params.yaml -> one resolved config file per stage input.
+
+    resolved/<experiment>.yaml       the full config of an experiment (train, evaluate)
+    resolved/data/<dataset>.yaml     only the data settings and the seed (fetch, prepare)
+
+Hydra composes each experiment exactly as `python -m rnnlab.train experiment=<name>`
+would, with params.yaml's `overrides` appended. dvc.yaml declares per-key params on
+these files, so an edit under conf/ reruns exactly the stages whose keys changed.
+A file is rewritten only when its content changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+
+from rnnlab import io, paths
+from rnnlab.cli import setup_logging
+from rnnlab.config import ConfigError, compose, data_part
+
+log = logging.getLogger(__name__)
+
+
+def read_params() -> dict[str, Any]:
+    """params.yaml: which experiments `dvc repro` builds, on which datasets, with which overrides."""
+    params = yaml.safe_load((paths.ROOT / "params.yaml").read_text()) or {}
+    if not isinstance(params.get("experiments"), dict) or not params["experiments"]:
+        raise ConfigError("params.yaml: `experiments` must map experiment names to their dataset, e.g. {imdb_lstm: imdb}.")
+    if not isinstance(params.get("datasets"), list) or not params["datasets"]:
+        raise ConfigError("params.yaml: `datasets` must be a non-empty list, e.g. [imdb].")
+    if not isinstance(params.get("overrides") or [], list):
+        raise ConfigError("params.yaml: `overrides` must be a list of Hydra overrides, e.g. [profile=quick].")
+    return params
+
+
+def compose_all() -> list[str]:
+    """Compose, check and write every experiment of params.yaml; returns the files written."""
+    params = read_params()
+    overrides = [str(o) for o in params.get("overrides") or []]
+    resolved = {name: compose([f"experiment={name}", *overrides]) for name in params["experiments"]}
+
+    data_files: dict[str, dict[str, Any]] = {}
+    for name, cfg in resolved.items():
+        dataset = str(cfg.data.name)
+        if params["experiments"][name] != dataset:
+            raise ConfigError(f"params.yaml says experiment {name} trains on {params['experiments'][name]!r}, "
+                              f"but its config uses data={dataset}; make them agree.")
+        if dataset not in params["datasets"]:
+            raise ConfigError(f"experiment {name} uses dataset {dataset!r}, which params.yaml does not list "
+                              "under `datasets`; add it there.")
+        part = data_part(cfg)
+        if dataset in data_files and data_files[dataset] != part:
+            raise ConfigError(f"experiments disagree on the settings of dataset {dataset!r} (see {name}); "
+                              "one prepared dataset serves them all, so give them the same data settings.")
+        data_files[dataset] = part
+
+    written = []
+    for name, cfg in resolved.items():
+        written += _write_if_changed(paths.RESOLVED_DIR / f"{name}.yaml", OmegaConf.to_container(cfg))
+    for dataset, part in data_files.items():
+        written += _write_if_changed(paths.RESOLVED_DIR / "data" / f"{dataset}.yaml", part)
+    return written
+
+
+def _write_if_changed(path, content: dict[str, Any]) -> list[str]:
+    text = "# Written by `python -m rnnlab.compose` from conf/ and params.yaml: edit those, not this.\n"
+    text += yaml.safe_dump(content, sort_keys=False)
+    if path.is_file() and path.read_text() == text:
+        return []
+    io.write_text(path, text)
+    return [str(path.relative_to(paths.ROOT))]
+
+
+def main() -> None:
+    setup_logging()
+    try:
+        written = compose_all()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    log.info("resolved configs %s", "written: " + ", ".join(written) if written else "unchanged")
+
+
+if __name__ == "__main__":
+    main()

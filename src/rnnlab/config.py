@@ -1,0 +1,223 @@
+"""Config schemas, composition and validation.
+
+Every entry point (the Hydra app, the DVC stages, tests) gets its config through
+`compose()` or `validate()`, so a wrong key or value fails the same way everywhere:
+one `ConfigError` naming the key and the fix, before any data is read or model built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rnnlab.paths import CONF_DIR
+
+
+class ConfigError(ValueError):
+    """A config value the pipeline cannot run with; the message says how to fix it."""
+
+
+@dataclass
+class ImdbDataConfig:
+    # Keys that only the prepare stage reads; every other key shapes what fetch writes.
+    PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("maxlen", "padding", "truncating", "limit")
+
+    name: str = "imdb"
+    source: str = "auto"
+    path: Optional[str] = None
+    test_fraction: float = 0.5
+    num_words: int = 20000
+    maxlen: int = 80
+    padding: str = "pre"
+    truncating: str = "pre"
+    sample_train: int = 12000
+    sample_test: int = 4000
+    limit: Optional[int] = None
+
+
+# One schema per dataset; a new dataset adds its schema here.
+DATA_SCHEMAS: dict[str, type] = {"imdb": ImdbDataConfig}
+
+
+@dataclass
+class ModelConfig:
+    cell: str = "lstm"
+    units: int = 64
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    embedding_dim: int = 128
+
+
+@dataclass
+class RegularizerConfig:
+    kind: str = "none"
+    l1: float = 0.0
+    l2: float = 0.0
+    apply_to: list[str] = field(default_factory=lambda: ["bias"])
+
+
+@dataclass
+class TrainerConfig:
+    optimizer: str = "adam"
+    learning_rate: float = 0.001
+    momentum: float = 0.0
+    clipnorm: Optional[float] = None
+    clipvalue: Optional[float] = None
+    batch_size: int = 16
+    epochs: int = 1
+    validation_split: float = 0.1
+    verbose: int = 2
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    experiment: Optional[str] = None
+
+
+@dataclass
+class RunConfig:
+    experiment_name: str
+    seed: int
+    profile_name: str
+    data: Any
+    model: ModelConfig
+    regularizer: RegularizerConfig
+    trainer: TrainerConfig
+    tracking: TrackingConfig
+
+
+CELLS = ("simplernn", "lstm", "gru")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+REGULARIZERS = ("none", "l1", "l2", "l1l2")
+REGULARIZED_WEIGHTS = ("kernel", "recurrent", "bias")
+DATA_SOURCES = ("auto", "remote", "local", "sample")
+PAD_SIDES = ("pre", "post")
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose conf/config.yaml with Hydra overrides, then validate it."""
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"{_first_line(exc)} (overrides: {' '.join(overrides) or 'none'})") from exc
+    return validate(cfg)
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Check keys against the schemas and values against their ranges.
+
+    Returns the config resolved, without Hydra's own node, read-only.
+    """
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("hydra", None)
+    data_name = plain.get("data", {}).get("name")
+    if data_name not in DATA_SCHEMAS:
+        raise ConfigError(
+            f"data.name={data_name!r} is not a known dataset; choose one of {sorted(DATA_SCHEMAS)} "
+            "with data=<name>."
+        )
+    schema = OmegaConf.structured(RunConfig)
+    schema.data = OmegaConf.structured(DATA_SCHEMAS[data_name])
+    try:
+        merged = OmegaConf.merge(schema, plain)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        raise ConfigError(
+            f"config key {key!r}: {_first_line(exc)}. Check the spelling against conf/ "
+            "(python -m rnnlab.train --cfg job prints the full config)."
+        ) from exc
+    _check_ranges(merged)
+    OmegaConf.set_readonly(merged, True)
+    return merged
+
+
+def _check_ranges(cfg: DictConfig) -> None:
+    def require(ok: bool, key: str, value: Any, rule: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}={value!r} is invalid: {rule}. Set {key}=<value> on the command line or in conf/.")
+
+    m, r, t, d = cfg.model, cfg.regularizer, cfg.trainer, cfg.data
+    require(m.cell in CELLS, "model.cell", m.cell, f"choose one of {', '.join(CELLS)}")
+    require(m.units > 0, "model.units", m.units, "must be a positive integer")
+    require(m.layers > 0, "model.layers", m.layers, "must be a positive integer")
+    require(m.embedding_dim > 0, "model.embedding_dim", m.embedding_dim, "must be a positive integer")
+    require(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "must be in [0, 1)")
+    require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", m.recurrent_dropout, "must be in [0, 1)")
+    require(r.kind in REGULARIZERS, "regularizer.kind", r.kind, f"choose one of {', '.join(REGULARIZERS)}")
+    require(r.l1 >= 0, "regularizer.l1", r.l1, "must be >= 0")
+    require(r.l2 >= 0, "regularizer.l2", r.l2, "must be >= 0")
+    unknown = sorted(set(r.apply_to) - set(REGULARIZED_WEIGHTS))
+    require(not unknown, "regularizer.apply_to", list(r.apply_to), f"entries must be among {', '.join(REGULARIZED_WEIGHTS)}")
+    require(t.optimizer in OPTIMIZERS, "trainer.optimizer", t.optimizer, f"choose one of {', '.join(OPTIMIZERS)}")
+    require(t.learning_rate > 0, "trainer.learning_rate", t.learning_rate, "must be > 0")
+    require(t.batch_size > 0, "trainer.batch_size", t.batch_size, "must be a positive integer")
+    require(t.epochs > 0, "trainer.epochs", t.epochs, "must be a positive integer")
+    require(0.0 <= t.validation_split < 1.0, "trainer.validation_split", t.validation_split, "must be in [0, 1)")
+    require(t.clipnorm is None or t.clipnorm > 0, "trainer.clipnorm", t.clipnorm, "must be > 0 or null")
+    require(t.clipvalue is None or t.clipvalue > 0, "trainer.clipvalue", t.clipvalue, "must be > 0 or null")
+
+    require(d.source in DATA_SOURCES, "data.source", d.source, f"choose one of {', '.join(DATA_SOURCES)}")
+    if d.name == "imdb":
+        require(d.num_words > 3, "data.num_words", d.num_words, "must be > 3 (ids 0-2 are reserved)")
+        require(d.maxlen > 0, "data.maxlen", d.maxlen, "must be a positive integer")
+        require(d.padding in PAD_SIDES, "data.padding", d.padding, "choose pre or post")
+        require(d.truncating in PAD_SIDES, "data.truncating", d.truncating, "choose pre or post")
+        require(0.0 < d.test_fraction < 1.0, "data.test_fraction", d.test_fraction, "must be in (0, 1)")
+        require(d.sample_train > 1 and d.sample_test > 1, "data.sample_train/sample_test",
+                (d.sample_train, d.sample_test), "must be > 1")
+        require(d.limit is None or d.limit > 1, "data.limit", d.limit, "must be > 1 or null")
+        if d.source == "local":
+            require(d.path is not None, "data.path", d.path, "data.source=local needs data.path=<csv with columns text,label>")
+            path = Path(d.path)
+            require(path.is_file(), "data.path", d.path, "no such file")
+            require(path.stat().st_size > 0, "data.path", d.path, "the file is empty")
+
+
+def data_part(cfg: DictConfig) -> dict[str, Any]:
+    """What fetch and prepare depend on, split by stage so dvc.yaml can track each part:
+
+        seed: ...                      fetch (sample generation, splits)
+        fetch: {name, source, ...}     fetch, plus the sha256 of a local file so edits rerun it
+        prepare: {maxlen, ...}         prepare
+    """
+    data = OmegaConf.to_container(cfg.data)
+    prepare_keys = DATA_SCHEMAS[data["name"]].PREPARE_KEYS
+    fetch = {k: v for k, v in data.items() if k not in prepare_keys}
+    fetch["local_file_sha256"] = None
+    if data.get("source") == "local" and data.get("path"):
+        from rnnlab.io import sha256_file
+
+        fetch["local_file_sha256"] = sha256_file(data["path"])
+    return {"seed": int(cfg.seed), "fetch": fetch, "prepare": {k: data[k] for k in prepare_keys}}
+
+
+def from_data_part(part: dict[str, Any]) -> DictConfig:
+    """The {seed, data} config that fetch and prepare take, from a `data_part`."""
+    data = {k: v for k, v in part["fetch"].items() if k != "local_file_sha256"}
+    return OmegaConf.create({"seed": part["seed"], "data": {**data, **part["prepare"]}})
+
+
+def load_resolved(path: str | Path) -> DictConfig:
+    """Read a file written by `rnnlab.compose`: an experiment's config or a dataset's data part."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; run `dvc repro compose` (or `python -m rnnlab.compose`) first.")
+    cfg = OmegaConf.load(path)
+    return from_data_part(OmegaConf.to_container(cfg)) if "fetch" in cfg else cfg
+
+
+def _first_line(exc: BaseException) -> str:
+    """Hydra's messages span lines (the available options follow); keep them on one."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines) if lines else type(exc).__name__

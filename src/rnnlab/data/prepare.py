@@ -1,0 +1,94 @@
+"""DVC stage `prepare`: fetched data into model-ready arrays in data/prepared/<dataset>/.
+
+arrays.npz holds x_train, y_train, x_test, y_test (no pickle); meta.json records the
+shapes, the settings, the sha256 of raw and prepared data, and the raw provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from filelock import FileLock
+from omegaconf import OmegaConf
+
+from rnnlab import io, paths
+from rnnlab.cli import run_stage
+from rnnlab.config import data_part
+from rnnlab.data.fetch import fetch, load_raw
+
+log = logging.getLogger(__name__)
+
+
+def pad(sequences: list, maxlen: int, padding: str = "pre", truncating: str = "pre") -> np.ndarray:
+    """Pad with 0 or cut every sequence to `maxlen` ids (keras.utils.pad_sequences)."""
+    return keras.utils.pad_sequences(sequences, maxlen=maxlen, padding=padding, truncating=truncating,
+                                     dtype="int32", value=0)
+
+
+def prepare(cfg: Any) -> Path:
+    """Pad the fetched reviews of `cfg.data` and write them atomically; returns the folder."""
+    data = cfg.data
+    raw = load_raw(data.name)
+    limit = data.limit or None
+    x_train = pad(raw["train"][:limit], data.maxlen, data.padding, data.truncating)
+    x_test = pad(raw["test"][:limit], data.maxlen, data.padding, data.truncating)
+    y_train = np.asarray(raw["train_labels"][:limit], dtype=np.int64)
+    y_test = np.asarray(raw["test_labels"][:limit], dtype=np.int64)
+    out = paths.prepared_dir(data.name)
+    with io.atomic_dir(out) as tmp:
+        io.write_npz(tmp / "arrays.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+        io.write_json(tmp / "word_index.json", raw["word_index"])
+        meta = {
+            "dataset": data.name,
+            "config_sha256": config_digest(cfg),
+            "settings": OmegaConf.to_container(data),
+            "shapes": {"x_train": list(x_train.shape), "x_test": list(x_test.shape)},
+            "positive_share": {"train": float(y_train.mean()), "test": float(y_test.mean())},
+            "raw_sha256": raw["provenance"]["sha256"],
+            "sha256": io.sha256_file(tmp / "arrays.npz"),
+            "provenance": raw["provenance"],
+        }
+        io.write_json(tmp / "meta.json", meta)
+    log.info("prepared %s: x_train %s, x_test %s -> %s", data.name, x_train.shape, x_test.shape, out)
+    return out
+
+
+def config_digest(cfg: Any) -> str:
+    """Identifies the data settings, so prepared data is reused only for the same ones."""
+    return hashlib.sha256(json.dumps(data_part(cfg), sort_keys=True).encode()).hexdigest()
+
+
+def ensure_prepared(cfg: Any) -> dict[str, Any]:
+    """Prepared data for `cfg`, made once: fetch and prepare only when missing or stale.
+
+    A lock keeps parallel sweep jobs from building the same data at once.
+    """
+    folder = paths.prepared_dir(cfg.data.name)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        meta_path = folder / "meta.json"
+        if not (meta_path.is_file() and io.read_json(meta_path)["config_sha256"] == config_digest(cfg)):
+            fetch(cfg)
+            prepare(cfg)
+    return load_prepared(cfg.data.name)
+
+
+def load_prepared(dataset: str) -> dict[str, Any]:
+    folder = paths.prepared_dir(dataset)
+    if not (folder / "meta.json").is_file():
+        raise FileNotFoundError(f"{folder} holds no prepared data; run `dvc repro prepare@{dataset}` first.")
+    with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+        arrays = dict(npz)
+    arrays["meta"] = io.read_json(folder / "meta.json")
+    arrays["word_index"] = io.read_json(folder / "word_index.json")
+    return arrays
+
+
+if __name__ == "__main__":
+    run_stage(prepare, "Prepare a fetched dataset into data/prepared/<dataset>/.")

@@ -1,0 +1,157 @@
+"""IMDB reviews: the real keras loader, a user's CSV, or the synthetic sample.
+
+Whatever the source, the result has keras' IMDB encoding: each review starts with
+1, out-of-vocabulary words are 2, and the word ranked r by frequency is r + 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from rnnlab.data.sources import samples
+
+log = logging.getLogger(__name__)
+
+START_ID, OOV_ID, INDEX_FROM = 1, 2, 3
+# keras.datasets.imdb downloads from here; used only to tell "offline" from other failures.
+REMOTE_HOST = "storage.googleapis.com"
+REMOTE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
+TOKEN = re.compile(r"[a-z0-9']+")
+
+
+class DataSourceError(RuntimeError):
+    """The data cannot be had from the chosen source; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class EncodedReviews:
+    train: list[list[int]]
+    train_labels: np.ndarray
+    test: list[list[int]]
+    test_labels: np.ndarray
+    word_index: dict[str, int]
+    provenance: dict[str, Any]
+
+
+def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def load(data: Any, seed: int) -> EncodedReviews:
+    """Reviews from `data.source`: auto | remote | local | sample."""
+    if data.source == "sample":
+        return from_sample(data, seed)
+    if data.source == "local":
+        return from_csv(Path(data.path), data.num_words, data.test_fraction, seed)
+    if data.source == "auto" and not host_reachable(REMOTE_HOST):
+        reason = f"{REMOTE_HOST} is unreachable (no network)"
+        log.warning("IMDB: %s; using the SYNTHETIC SAMPLE instead. Set data.source=remote to fail "
+                    "instead, or data.source=local data.path=<csv> to use your own reviews.", reason)
+        reviews = from_sample(data, seed)
+        reviews.provenance.update(requested_source="auto", fallback_reason=reason)
+        return reviews
+    return from_keras(data.num_words)
+
+
+def from_keras(num_words: int) -> EncodedReviews:
+    """The real loader, keras.datasets.imdb, with its word index for decoding."""
+    import keras
+
+    if not host_reachable(REMOTE_HOST):
+        raise DataSourceError(
+            f"data.source=remote: cannot reach {REMOTE_HOST} to download IMDB. Connect to the "
+            "network, or use data.source=sample (offline synthetic reviews) or data.source=local data.path=<csv>."
+        )
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.imdb.load_data(num_words=num_words)
+        word_index = keras.datasets.imdb.get_word_index()
+    except Exception as exc:  # keras raises a bare Exception for a failed download
+        raise DataSourceError(f"downloading IMDB through keras failed: {exc}. Retry, or use data.source=sample.") from exc
+    return EncodedReviews(
+        train=[list(map(int, x)) for x in x_train], train_labels=np.asarray(y_train, dtype=np.int64),
+        test=[list(map(int, x)) for x in x_test], test_labels=np.asarray(y_test, dtype=np.int64),
+        word_index={str(k): int(v) for k, v in word_index.items()},
+        provenance={"source": "remote", "url": REMOTE_URL, "loader": "keras.datasets.imdb.load_data",
+                    "synthetic": False},
+    )
+
+
+def from_sample(data: Any, seed: int) -> EncodedReviews:
+    corpus = samples.synthetic_reviews(data.sample_train, data.sample_test, seed)
+    word_index = samples.word_index_by_frequency(corpus.train_words)
+    return EncodedReviews(
+        train=encode(corpus.train_words, word_index, data.num_words), train_labels=corpus.train_labels,
+        test=encode(corpus.test_words, word_index, data.num_words), test_labels=corpus.test_labels,
+        word_index=word_index,
+        provenance={"source": "sample", "synthetic": True, "label": samples.SYNTHETIC_LABEL,
+                    "generator": "rnnlab.data.sources.samples.synthetic_reviews", "seed": seed},
+    )
+
+
+def from_csv(path: Path, num_words: int, test_fraction: float, seed: int) -> EncodedReviews:
+    """A CSV with columns text,label; the vocabulary comes from the training part only."""
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataSourceError(f"data.path={path}: cannot read it as CSV ({exc}). "
+                              "Give a UTF-8 CSV with a header row text,label.") from exc
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise DataSourceError(f"data.path={path}: missing column(s) {sorted(missing)}; "
+                              f"found {list(frame.columns)}. The CSV needs columns text,label.")
+    if len(frame) < 4:
+        raise DataSourceError(f"data.path={path}: {len(frame)} rows; at least 4 are needed to split train and test.")
+    labels = pd.to_numeric(frame["label"], errors="coerce")
+    bad = frame.index[~labels.isin([0, 1])]
+    if len(bad):
+        raise DataSourceError(f"data.path={path}: label must be 0 or 1; row {int(bad[0]) + 2} has "
+                              f"{frame['label'].iloc[bad[0]]!r}.")
+    if frame["text"].isna().any():
+        raise DataSourceError(f"data.path={path}: row {int(frame.index[frame['text'].isna()][0]) + 2} has no text.")
+    texts = [tokenize(t) for t in frame["text"].astype(str)]
+    y = labels.to_numpy(dtype=np.int64)
+    stratify = y if np.bincount(y, minlength=2).min() >= 2 else None
+    tr_idx, te_idx = train_test_split(np.arange(len(y)), test_size=test_fraction, random_state=seed, stratify=stratify)
+    train_words = [texts[i] for i in tr_idx]
+    word_index = samples.word_index_by_frequency(train_words)
+    return EncodedReviews(
+        train=encode(train_words, word_index, num_words), train_labels=y[tr_idx],
+        test=encode([texts[i] for i in te_idx], word_index, num_words), test_labels=y[te_idx],
+        word_index=word_index,
+        provenance={"source": "local", "path": str(path.resolve()), "synthetic": False},
+    )
+
+
+def tokenize(text: str) -> list[str]:
+    return TOKEN.findall(text.lower().replace("<br />", " "))
+
+
+def encode(documents: list[list[str]], word_index: dict[str, int], num_words: int) -> list[list[int]]:
+    """keras' IMDB encoding: start id, then rank + 3, with words past num_words as OOV."""
+    def word_id(word: str) -> int:
+        rank = word_index.get(word)
+        if rank is None or rank + INDEX_FROM >= num_words:
+            return OOV_ID
+        return rank + INDEX_FROM
+
+    return [[START_ID] + [word_id(w) for w in doc] for doc in documents]
+
+
+def decode(ids: np.ndarray | list[int], word_index: dict[str, int]) -> str:
+    """Word ids back to text; padding is dropped, the start and OOV ids are shown as markers."""
+    words_by_id = {rank + INDEX_FROM: word for word, rank in word_index.items()}
+    words_by_id.update({START_ID: "<start>", OOV_ID: "<oov>"})
+    return " ".join(words_by_id.get(int(i), "<oov>") for i in ids if int(i) != 0 and int(i) != START_ID)

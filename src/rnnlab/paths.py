@@ -1,0 +1,61 @@
+"""Where things live. Paths are absolute, from the project root, so that Hydra job
+folders and DVC's temporary experiment copies never scatter outputs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _find_root() -> Path:
+    # The working directory decides (DVC runs stages in the workspace it builds,
+    # including its temporary experiment copies); RNNLAB_ROOT overrides it.
+    env = os.environ.get("RNNLAB_ROOT")
+    if env:
+        return Path(env).resolve()
+    cwd = Path.cwd().resolve()
+    for candidate in (cwd, *cwd.parents):
+        if (candidate / "conf" / "config.yaml").is_file() and (candidate / "dvc.yaml").is_file():
+            return candidate
+    # Installed non-editable and run from elsewhere: fall back to the source checkout.
+    return Path(__file__).resolve().parents[2]
+
+
+ROOT = _find_root()
+CONF_DIR = ROOT / "conf"
+RESOLVED_DIR = ROOT / "resolved"
+# The MLflow store belongs to the repository the user works in. A queued
+# `dvc exp run` executes in a temporary copy and sets DVC_ROOT to the original.
+TRACKING_ROOT = Path(os.environ.get("DVC_ROOT") or ROOT).resolve()
+
+
+def raw_dir(dataset: str) -> Path:
+    return ROOT / "data" / "raw" / dataset
+
+
+def prepared_dir(dataset: str) -> Path:
+    return ROOT / "data" / "prepared" / dataset
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where one experiment's train and evaluate write.
+
+    `dvc repro` uses the pipeline folders that dvc.yaml declares; a Hydra run or
+    sweep job writes into its own job folder, so jobs never overwrite each other
+    or the pipeline's outputs.
+    """
+
+    model: Path    # model.keras, run.json (the MLflow run id)
+    metrics: Path  # metrics.json, history.csv
+    figures: Path  # PNG plots and example predictions
+
+    @classmethod
+    def pipeline(cls, experiment: str) -> "Outputs":
+        return cls(ROOT / "models" / experiment, ROOT / "metrics" / experiment,
+                   ROOT / "reports" / "experiments" / experiment)
+
+    @classmethod
+    def job(cls, folder: Path) -> "Outputs":
+        return cls(folder / "model", folder / "metrics", folder / "figures")

@@ -1,0 +1,155 @@
+"""Everything MLflow: the store, one run per training, params, per-epoch metrics, tags.
+
+The default store is `sqlite:///<project root>/mlruns.db` with artifacts in
+`<project root>/mlartifacts`, both resolved to absolute paths once, so runs from
+Hydra job folders and DVC's temporary experiment copies land in the same place.
+MLFLOW_TRACKING_URI, when set, points to another store (a team server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from typing import Any, Iterator
+
+import keras
+import mlflow
+from mlflow.entities import RunStatus
+from omegaconf import OmegaConf
+
+from rnnlab import paths
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.TRACKING_ROOT / 'mlruns.db'}"
+
+
+def _uses_default_store() -> bool:
+    return not os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def set_experiment(name: str) -> str:
+    """Select (creating if needed) the MLflow experiment; returns its id."""
+    mlflow.set_tracking_uri(tracking_uri())
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        mlflow.set_experiment(experiment_id=existing.experiment_id)
+        return existing.experiment_id
+    # MLflow's default artifact root is relative to the working directory; pin it to the project.
+    location = (paths.TRACKING_ROOT / "mlartifacts").as_uri() if _uses_default_store() else None
+    try:
+        experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        experiment_id = mlflow.get_experiment_by_name(name).experiment_id  # created meanwhile by a parallel job
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+@contextlib.contextmanager
+def run(experiment: str, run_name: str | None = None, run_id: str | None = None,
+        tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Start (or resume, given `run_id`) a run that always ends.
+
+    FINISHED on success, FAILED on an error, KILLED on Ctrl-C or SIGTERM: a run never
+    stays RUNNING after its process is gone.
+    """
+    set_experiment(experiment)
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    active = mlflow.start_run(run_id=run_id, run_name=run_name if run_id is None else None, tags=tags)
+    status = RunStatus.to_string(RunStatus.FAILED)
+    try:
+        yield active
+        status = RunStatus.to_string(RunStatus.FINISHED)
+    except KeyboardInterrupt:
+        status = RunStatus.to_string(RunStatus.KILLED)
+        raise
+    finally:
+        mlflow.end_run(status=status)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def flat_params(cfg: Any) -> dict[str, str]:
+    """The resolved config as dotted keys: model.units=64, regularizer.l1=0.01, ..."""
+    container = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        else:
+            flat[prefix] = str(node)
+
+    walk("", container)
+    return flat
+
+
+def git_tags() -> dict[str, str]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=paths.ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+
+
+def device() -> str:
+    """What trains: the first accelerator Keras' backend sees, else the CPU."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        devices = [d for d in jax.devices() if d.platform != "cpu"]
+        return f"{devices[0].platform}:{getattr(devices[0], 'device_kind', devices[0])}" if devices else "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"gpu:{gpus[0].name}" if gpus else "cpu"
+    if backend == "torch":
+        import torch
+
+        return f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def run_tags(cfg: Any, data_meta: dict[str, Any]) -> dict[str, str]:
+    provenance = data_meta["provenance"]
+    tags = {
+        **git_tags(),
+        "experiment": str(cfg.experiment_name),
+        "profile": str(cfg.profile_name),
+        "data.source": str(provenance["source"]),
+        "data.synthetic": str(bool(provenance.get("synthetic"))).lower(),
+        "data.raw_sha256": str(data_meta["raw_sha256"]),
+        "data.sha256": str(data_meta["sha256"]),
+        "keras_backend": keras.backend.backend(),
+        "device": device(),
+    }
+    if provenance.get("synthetic"):
+        tags["data.label"] = str(provenance.get("label", "synthetic sample"))
+    if os.environ.get("DVC_STAGE"):
+        tags["dvc_stage"] = os.environ["DVC_STAGE"]
+    return tags
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs Keras' per-epoch metrics (loss, accuracy, val_*) to the active run.
+
+    Our own callback rather than mlflow.keras.autolog, whose documented support
+    stops short of Keras 3's current releases.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        if logs:
+            mlflow.log_metrics({key: float(value) for key, value in logs.items()}, step=epoch)

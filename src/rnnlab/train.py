@@ -1,0 +1,122 @@
+"""Training: config -> data -> model -> fit -> save -> one MLflow run.
+
+    python -m rnnlab.train experiment=imdb_lstm [overrides]      one run (Hydra)
+    python -m rnnlab.train -m model.dropout=0.0,0.2,0.5           a sweep (Hydra multirun)
+    python -m rnnlab.train --stage resolved/imdb_lstm.yaml        the DVC stage: train only
+
+A Hydra run prepares its data if missing, trains, evaluates, logs one MLflow run,
+writes into its own job folder and prints the final metrics as one JSON object on
+the last line of stdout. The DVC stage trains into models/<experiment>/, and the
+evaluate stage adds its metrics to the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import keras
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlab import io, paths, tracking
+from rnnlab.cli import USER_ERRORS, run_stage
+from rnnlab.config import ConfigError, validate
+from rnnlab.data.prepare import ensure_prepared, load_prepared
+from rnnlab.models.keras_models import build_optimizer, build_sentiment_model
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> str:
+    """Fit the experiment's model on prepared data; returns the MLflow run id."""
+    data = data if data is not None else load_prepared(cfg.data.name)
+    meta = data["meta"]
+    keras.utils.set_random_seed(int(cfg.seed))
+    model = build_sentiment_model(cfg.model, cfg.regularizer, cfg.data.num_words, meta["shapes"]["x_train"][1])
+    model.compile(optimizer=build_optimizer(cfg.trainer), loss="binary_crossentropy", metrics=["accuracy"])
+
+    run_name = str(cfg.experiment_name) + _run_name_suffix(cfg)
+    with tracking.run(_mlflow_experiment(cfg), run_name=run_name, tags=tracking.run_tags(cfg, meta)) as active:
+        mlflow.log_params(tracking.flat_params(cfg))
+        mlflow.log_text(OmegaConf.to_yaml(cfg), "config.yaml")
+        history = model.fit(
+            data["x_train"], data["y_train"],
+            batch_size=cfg.trainer.batch_size, epochs=cfg.trainer.epochs,
+            validation_split=cfg.trainer.validation_split,
+            callbacks=[tracking.EpochLogger()], verbose=cfg.trainer.verbose,
+        )
+        with io.atomic_dir(outputs.model) as tmp:
+            model.save(tmp / "model.keras")
+            io.write_json(tmp / "run.json", {"run_id": active.info.run_id,
+                                             "experiment_id": active.info.experiment_id,
+                                             "tracking_uri": tracking.tracking_uri()})
+        write_history(history.history, outputs.metrics / "history.csv")
+        mlflow.log_artifact(str(outputs.metrics / "history.csv"))
+        mlflow.log_artifact(str(outputs.model / "model.keras"), "model")
+    log.info("trained %s: run %s -> %s", cfg.experiment_name, active.info.run_id, outputs.model)
+    return active.info.run_id
+
+
+def write_history(history: dict[str, list[float]], path: Path) -> None:
+    """Per-epoch metrics as CSV, the form `dvc plots` reads."""
+    keys = list(history)
+    with io.atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["epoch", *keys])
+            for epoch in range(len(history[keys[0]]) if keys else 0):
+                writer.writerow([epoch + 1, *(f"{history[k][epoch]:.6g}" for k in keys)])
+
+
+def _mlflow_experiment(cfg: Any) -> str:
+    return str(cfg.tracking.experiment or cfg.experiment_name)
+
+
+def _run_name_suffix(cfg: Any) -> str:
+    # Named by us, not MLflow's random names, which repeat once seeded (lightning-hydra-template#613).
+    return f" ({cfg.profile_name})" if cfg.profile_name != "full" else ""
+
+
+def run_experiment(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
+    """Prepare data if missing, train, evaluate: the whole experiment in one call."""
+    from rnnlab.evaluate import evaluate
+
+    data = ensure_prepared(cfg)
+    train(cfg, outputs, data)
+    return evaluate(cfg, outputs, data)
+
+
+@hydra.main(version_base="1.3", config_path=str(paths.CONF_DIR), config_name="config")
+def main(raw_cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        cfg = validate(raw_cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    keras.backend.clear_session()  # joblib workers are reused between sweep jobs
+    try:
+        metrics = run_experiment(cfg, paths.Outputs.job(job_dir))
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(metrics, sort_keys=True))
+
+
+def stage_train(cfg: Any) -> None:
+    train(validate(cfg), paths.Outputs.pipeline(cfg.experiment_name))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--stage":
+        run_stage(stage_train, "DVC stage: train one experiment from its resolved config.", sys.argv[2:])
+    else:
+        main()
