@@ -219,5 +219,10 @@ def load_resolved(path: str | Path) -> DictConfig:
 
 def _first_line(exc: BaseException) -> str:
     """Hydra's messages span lines (the available options follow); keep them on one."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = []
+    for line in str(exc).splitlines():
+        if line.startswith(("Config search path", "    full_key", "    object_type", "    reference_type")):
+            break
+        if line.strip():
+            lines.append(line.strip())
     return " ".join(lines) if lines else type(exc).__name__

@@ -48,7 +48,7 @@ def classification_metrics(y_true: np.ndarray, p_positive: np.ndarray) -> dict[s
 
 def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the saved model and the baseline; returns the metrics written to metrics.json."""
-    data = data if data is not None else load_prepared(cfg.data.name)
+    data = data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name))
     run_info = io.read_json(outputs.model / "run.json")
     model = keras.models.load_model(outputs.model / "model.keras")
     p_model = model.predict(data["x_test"], batch_size=512, verbose=0).ravel()

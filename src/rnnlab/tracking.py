@@ -22,12 +22,17 @@ from omegaconf import OmegaConf
 from rnnlab import paths
 
 
+def default_uri() -> str:
+    return f"sqlite:///{paths.TRACKING_ROOT / 'mlruns.db'}"
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.TRACKING_ROOT / 'mlruns.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
 def _uses_default_store() -> bool:
-    return not os.environ.get("MLFLOW_TRACKING_URI")
+    # Not "is the variable unset": mlflow.set_tracking_uri itself sets MLFLOW_TRACKING_URI.
+    return tracking_uri() == default_uri()
 
 
 def set_experiment(name: str) -> str:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> str:
     """Fit the experiment's model on prepared data; returns the MLflow run id."""
-    data = data if data is not None else load_prepared(cfg.data.name)
+    data = data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name))
     meta = data["meta"]
     keras.utils.set_random_seed(int(cfg.seed))
     model = build_sentiment_model(cfg.model, cfg.regularizer, cfg.data.num_words, meta["shapes"]["x_train"][1])

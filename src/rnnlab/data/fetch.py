@@ -21,10 +21,10 @@ from rnnlab.data.sources import imdb
 log = logging.getLogger(__name__)
 
 
-def fetch(cfg: Any) -> Path:
+def fetch(cfg: Any, out: Path | None = None) -> Path:
     """Fetch `cfg.data` (seeded by `cfg.seed`) and write it atomically; returns the folder."""
     reviews = imdb.load(cfg.data, int(cfg.seed))
-    out = paths.raw_dir(cfg.data.name)
+    out = out or paths.raw_dir(cfg.data.name)
     with io.atomic_dir(out) as tmp:
         io.write_npz(tmp / "reviews.npz", **_ragged("train", reviews.train), train_labels=reviews.train_labels,
                      **_ragged("test", reviews.test), test_labels=reviews.test_labels)
@@ -46,11 +46,10 @@ def fetch(cfg: Any) -> Path:
     return out
 
 
-def load_raw(dataset: str) -> dict[str, Any]:
+def load_raw(folder: Path) -> dict[str, Any]:
     """The fetched reviews back as lists of id lists, with labels, word index and provenance."""
-    folder = paths.raw_dir(dataset)
     if not (folder / "provenance.json").is_file():
-        raise FileNotFoundError(f"{folder} holds no fetched data; run `dvc repro fetch@{dataset}` first.")
+        raise FileNotFoundError(f"{folder} holds no fetched data; run `dvc repro fetch@{folder.name}` first.")
     with np.load(folder / "reviews.npz", allow_pickle=False) as npz:
         arrays = dict(npz)
     return {

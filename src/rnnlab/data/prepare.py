@@ -31,16 +31,16 @@ def pad(sequences: list, maxlen: int, padding: str = "pre", truncating: str = "p
                                      dtype="int32", value=0)
 
 
-def prepare(cfg: Any) -> Path:
+def prepare(cfg: Any, raw_folder: Path | None = None, out: Path | None = None) -> Path:
     """Pad the fetched reviews of `cfg.data` and write them atomically; returns the folder."""
     data = cfg.data
-    raw = load_raw(data.name)
+    raw = load_raw(raw_folder or paths.raw_dir(data.name))
     limit = data.limit or None
     x_train = pad(raw["train"][:limit], data.maxlen, data.padding, data.truncating)
     x_test = pad(raw["test"][:limit], data.maxlen, data.padding, data.truncating)
     y_train = np.asarray(raw["train_labels"][:limit], dtype=np.int64)
     y_test = np.asarray(raw["test_labels"][:limit], dtype=np.int64)
-    out = paths.prepared_dir(data.name)
+    out = out or paths.prepared_dir(data.name)
     with io.atomic_dir(out) as tmp:
         io.write_npz(tmp / "arrays.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
         io.write_json(tmp / "word_index.json", raw["word_index"])
@@ -65,24 +65,33 @@ def config_digest(cfg: Any) -> str:
 
 
 def ensure_prepared(cfg: Any) -> dict[str, Any]:
-    """Prepared data for `cfg`, made once: fetch and prepare only when missing or stale.
+    """Prepared data for `cfg`, made once and reused (a Hydra run, every job of a sweep).
 
-    A lock keeps parallel sweep jobs from building the same data at once.
+    The pipeline's data/prepared/<dataset> is used when its settings match; otherwise
+    the data is built under data/cache/<dataset>-<settings digest>/, leaving the
+    outputs that DVC tracks untouched. A lock keeps parallel jobs from building it twice.
     """
-    folder = paths.prepared_dir(cfg.data.name)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        meta_path = folder / "meta.json"
-        if not (meta_path.is_file() and io.read_json(meta_path)["config_sha256"] == config_digest(cfg)):
-            fetch(cfg)
-            prepare(cfg)
-    return load_prepared(cfg.data.name)
+    digest = config_digest(cfg)
+    pipeline = paths.prepared_dir(cfg.data.name)
+    if _matches(pipeline, digest):
+        return load_prepared(pipeline)
+    cache = paths.ROOT / "data" / "cache" / f"{cfg.data.name}-{digest[:12]}"
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache / ".lock")):
+        if not _matches(cache / "prepared", digest):
+            fetch(cfg, out=cache / "raw")
+            prepare(cfg, raw_folder=cache / "raw", out=cache / "prepared")
+    return load_prepared(cache / "prepared")
 
 
-def load_prepared(dataset: str) -> dict[str, Any]:
-    folder = paths.prepared_dir(dataset)
+def _matches(folder: Path, digest: str) -> bool:
+    meta = folder / "meta.json"
+    return meta.is_file() and io.read_json(meta)["config_sha256"] == digest
+
+
+def load_prepared(folder: Path) -> dict[str, Any]:
     if not (folder / "meta.json").is_file():
-        raise FileNotFoundError(f"{folder} holds no prepared data; run `dvc repro prepare@{dataset}` first.")
+        raise FileNotFoundError(f"{folder} holds no prepared data; run `dvc repro prepare@{folder.name}` first.")
     with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
         arrays = dict(npz)
     arrays["meta"] = io.read_json(folder / "meta.json")

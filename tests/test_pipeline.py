@@ -1,0 +1,151 @@
+"""End to end, in a copy of the project: `dvc repro` and the Hydra entry point, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import run, subprocess_env
+
+pytestmark = pytest.mark.slow
+
+STAGES = ["compose", "fetch@imdb", "prepare@imdb", "train@imdb_lstm", "evaluate@imdb_lstm", "report"]
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def use_quick_profile(project: Path) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["overrides"] = ["profile=quick"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def mlflow_runs(project: Path, experiment: str = "imdb_lstm"):
+    client = MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id])
+
+
+def test_dvc_repro_builds_everything_then_reruns_only_what_changed(project_copy: Path):
+    project = project_copy
+    env = subprocess_env(project)
+    use_quick_profile(project)
+
+    first = run(["dvc", "repro"], project, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert ran_stages(first.stdout) == STAGES
+    assert "SYNTHETIC SAMPLE" in first.stderr  # auto fell back, loudly
+
+    for path in ["resolved/imdb_lstm.yaml", "resolved/data/imdb.yaml", "data/raw/imdb/provenance.json",
+                 "data/prepared/imdb/arrays.npz", "models/imdb_lstm/model.keras", "metrics/imdb_lstm/history.csv",
+                 "metrics/imdb_lstm/metrics.json", "reports/experiments/imdb_lstm/training_curves.png",
+                 "reports/experiments/imdb_lstm/confusion_matrix.png", "reports/index.md", "reports/index.html"]:
+        assert (project / path).is_file(), path
+
+    metrics = json.loads((project / "metrics/imdb_lstm/metrics.json").read_text())
+    assert metrics["data"] == {"dataset": "imdb", "source": "sample", "synthetic": True,
+                               "label": "synthetic sample", "n_train": 3000, "n_test": 1000}
+    for part in ("model", "baseline"):
+        assert set(metrics[part]) >= {"accuracy", "loss", "roc_auc", "confusion_matrix"}
+        assert sum(map(sum, metrics[part]["confusion_matrix"])) == 1000
+    # The sample is built so that order matters: bag-of-words stays near chance, the LSTM does not.
+    assert 0.4 < metrics["baseline"]["accuracy"] < 0.6
+    assert metrics["model"]["accuracy"] > metrics["baseline"]["accuracy"] + 0.2
+    assert metrics["model"]["roc_auc"] > 0.8
+
+    history = (project / "metrics/imdb_lstm/history.csv").read_text().splitlines()
+    assert history[0].split(",") == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert len(history) == 1 + 3  # quick profile: 3 epochs
+
+    report = (project / "reports/index.md").read_text()
+    assert "SYNTHETIC SAMPLE" in report and "bag-of-words logistic regression" in report
+    assert f"{metrics['model']['accuracy']:.4f}" in report and "<start>" not in report
+    assert "<table>" in (project / "reports/index.html").read_text()
+
+    client, runs = mlflow_runs(project)
+    assert len(runs) == 1
+    mlrun = runs[0]
+    assert mlrun.info.status == "FINISHED" and mlrun.info.run_id == metrics["run_id"]
+    assert mlrun.info.run_name == "imdb_lstm (quick)"
+    params = mlrun.data.params
+    assert params["model.units"] == "64" and params["model.dropout"] == "0.2"
+    assert params["regularizer.kind"] == "l1l2" and params["trainer.batch_size"] == "16"
+    assert params["data.source"] == "auto" and params["profile_name"] == "quick"
+    tags = mlrun.data.tags
+    git_head = run(["git", "rev-parse", "HEAD"], project, env).stdout.strip()
+    assert tags["git_commit"] == git_head and tags["git_dirty"] in ("true", "false")
+    assert tags["data.source"] == "sample" and tags["data.synthetic"] == "true"
+    assert tags["data.label"] == "synthetic sample"
+    provenance = json.loads((project / "data/raw/imdb/provenance.json").read_text())
+    assert tags["data.raw_sha256"] == provenance["sha256"]
+    assert tags["keras_backend"] == "tensorflow" and tags["device"] == "cpu"
+    assert tags["dvc_stage"] == "train@imdb_lstm"
+    assert mlrun.data.metrics["test_accuracy"] == pytest.approx(metrics["model"]["accuracy"])
+    assert mlrun.data.metrics["baseline_accuracy"] == pytest.approx(metrics["baseline"]["accuracy"])
+    assert len(client.get_metric_history(mlrun.info.run_id, "val_accuracy")) == 3
+    artifacts = {a.path for a in client.list_artifacts(mlrun.info.run_id)}
+    assert {"config.yaml", "history.csv", "metrics.json", "model", "figures"} <= artifacts
+    assert str(project / "mlartifacts") in mlrun.info.artifact_uri
+
+    second = run(["dvc", "repro"], project, env)
+    assert second.returncode == 0 and ran_stages(second.stdout) == []
+
+    model_conf = project / "conf/model/lstm.yaml"
+    model_conf.write_text(model_conf.read_text().replace("dropout: 0.2", "dropout: 0.3"))
+    third = run(["dvc", "repro"], project, env)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert ran_stages(third.stdout) == ["compose", "train@imdb_lstm", "evaluate@imdb_lstm", "report"]
+    _, runs = mlflow_runs(project)
+    assert sorted(r.data.params["model.dropout"] for r in runs) == ["0.2", "0.3"]
+
+    data_conf = project / "conf/data/imdb.yaml"
+    data_conf.write_text(data_conf.read_text().replace("maxlen: 80", "maxlen: 60"))
+    fourth = run(["dvc", "repro"], project, env)
+    assert ran_stages(fourth.stdout) == ["compose", "prepare@imdb", "train@imdb_lstm", "evaluate@imdb_lstm",
+                                         "report"]
+
+
+def test_a_bad_config_stops_dvc_repro_before_any_data_is_written(project_copy: Path):
+    project = project_copy
+    env = subprocess_env(project)
+    model_conf = project / "conf/model/lstm.yaml"
+    model_conf.write_text(model_conf.read_text().replace("dropout: 0.2", "dropout: 1.5"))
+    result = run(["dvc", "repro"], project, env)
+    assert result.returncode != 0
+    assert "model.dropout=1.5 is invalid: must be in [0, 1)" in result.stderr
+    assert not (project / "data").exists() and not (project / "resolved").exists()
+
+
+def test_hydra_run_trains_evaluates_and_prints_metrics_json(project_copy: Path):
+    project = project_copy
+    env = subprocess_env(project)
+    result = run(["python", "-m", "rnnlab.train", "experiment=imdb_lstm", "profile=quick", "trainer.epochs=1",
+                  "model.units=16"], project, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert metrics["experiment"] == "imdb_lstm" and metrics["data"]["synthetic"] is True
+    assert 0.0 <= metrics["model"]["accuracy"] <= 1.0 and "accuracy" in metrics["baseline"]
+    job_dirs = list((project / "outputs/runs").glob("*_imdb_lstm"))
+    assert len(job_dirs) == 1
+    assert (job_dirs[0] / "model/model.keras").is_file() and (job_dirs[0] / "metrics/metrics.json").is_file()
+    assert not (project / "models").exists()  # the pipeline's outputs are DVC's alone
+    _, runs = mlflow_runs(project)
+    assert [r.data.params["model.units"] for r in runs] == ["16"]
+    assert runs[0].info.status == "FINISHED" and "dvc_stage" not in runs[0].data.tags
+
+
+def test_hydra_run_rejects_bad_values_before_loading_data(project_copy: Path):
+    env = subprocess_env(project_copy)
+    for override, message in [("trainer.optimizer=adamw", "trainer.optimizer"),
+                              ("experiment=imdb_transformer", "imdb_transformer"),
+                              ("data.source=local", "data.path")]:
+        result = run(["python", "-m", "rnnlab.train", override], project_copy, env)
+        assert result.returncode != 0 and message in result.stderr
+    assert not (project_copy / "data").exists() and not (project_copy / "mlruns.db").exists()
