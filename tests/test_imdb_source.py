@@ -5,6 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from rnnlab.data.sources import imdb
+from rnnlab.errors import DataSourceError
 
 
 def data_cfg(**overrides):
@@ -43,13 +44,13 @@ def test_csv_source_builds_vocabulary_on_training_part_only(tmp_path):
 def test_bad_csv_gets_a_clear_error(tmp_path, content, message):
     csv = tmp_path / "bad.csv"
     csv.write_text(content)
-    with pytest.raises(imdb.DataSourceError, match=message):
+    with pytest.raises(DataSourceError, match=message):
         imdb.from_csv(csv, num_words=100, test_fraction=0.5, seed=0)
 
 
 def test_remote_without_network_fails_naming_the_fix():
     assert not imdb.host_reachable(imdb.REMOTE_HOST), "this test expects the offline machine"
-    with pytest.raises(imdb.DataSourceError, match="data.source=sample"):
+    with pytest.raises(DataSourceError, match="data.source=sample"):
         imdb.load(data_cfg(source="remote"), seed=0)
 
 

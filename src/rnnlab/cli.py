@@ -7,8 +7,8 @@ import logging
 import sys
 from typing import Any, Callable
 
-from rnnlab.config import ConfigError, load_resolved
-from rnnlab.data.sources.imdb import DataSourceError
+from rnnlab.config import load_resolved
+from rnnlab.errors import ConfigError, DataSourceError
 
 # Errors that are the user's to fix: printed as one line, without a traceback.
 USER_ERRORS = (ConfigError, DataSourceError, FileNotFoundError)

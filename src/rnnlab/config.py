@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, Optional
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -17,33 +17,16 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rnnlab.data.sources import SOURCES
+from rnnlab.errors import ConfigError
 from rnnlab.paths import CONF_DIR
 
-
-class ConfigError(ValueError):
-    """A config value the pipeline cannot run with; the message says how to fix it."""
+__all__ = ["ConfigError", "compose", "validate", "data_part", "from_data_part", "load_resolved"]
 
 
-@dataclass
-class ImdbDataConfig:
-    # Keys that only the prepare stage reads; every other key shapes what fetch writes.
-    PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("maxlen", "padding", "truncating", "limit")
-
-    name: str = "imdb"
-    source: str = "auto"
-    path: Optional[str] = None
-    test_fraction: float = 0.5
-    num_words: int = 20000
-    maxlen: int = 80
-    padding: str = "pre"
-    truncating: str = "pre"
-    sample_train: int = 12000
-    sample_test: int = 4000
-    limit: Optional[int] = None
-
-
-# One schema per dataset; a new dataset adds its schema here.
-DATA_SCHEMAS: dict[str, type] = {"imdb": ImdbDataConfig}
+# Each dataset's source module holds its schema (`Schema`, with PREPARE_KEYS) and
+# its range checks (`check`); see rnnlab.data.sources.
+DATA_SCHEMAS: dict[str, type] = {name: module.Schema for name, module in SOURCES.items()}
 
 
 @dataclass
@@ -101,7 +84,6 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 REGULARIZERS = ("none", "l1", "l2", "l1l2")
 REGULARIZED_WEIGHTS = ("kernel", "recurrent", "bias")
 DATA_SOURCES = ("auto", "remote", "local", "sample")
-PAD_SIDES = ("pre", "post")
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -168,20 +150,12 @@ def _check_ranges(cfg: DictConfig) -> None:
     require(t.clipvalue is None or t.clipvalue > 0, "trainer.clipvalue", t.clipvalue, "must be > 0 or null")
 
     require(d.source in DATA_SOURCES, "data.source", d.source, f"choose one of {', '.join(DATA_SOURCES)}")
-    if d.name == "imdb":
-        require(d.num_words > 3, "data.num_words", d.num_words, "must be > 3 (ids 0-2 are reserved)")
-        require(d.maxlen > 0, "data.maxlen", d.maxlen, "must be a positive integer")
-        require(d.padding in PAD_SIDES, "data.padding", d.padding, "choose pre or post")
-        require(d.truncating in PAD_SIDES, "data.truncating", d.truncating, "choose pre or post")
-        require(0.0 < d.test_fraction < 1.0, "data.test_fraction", d.test_fraction, "must be in (0, 1)")
-        require(d.sample_train > 1 and d.sample_test > 1, "data.sample_train/sample_test",
-                (d.sample_train, d.sample_test), "must be > 1")
-        require(d.limit is None or d.limit > 1, "data.limit", d.limit, "must be > 1 or null")
-        if d.source == "local":
-            require(d.path is not None, "data.path", d.path, "data.source=local needs data.path=<csv with columns text,label>")
-            path = Path(d.path)
-            require(path.is_file(), "data.path", d.path, "no such file")
-            require(path.stat().st_size > 0, "data.path", d.path, "the file is empty")
+    if d.source == "local":
+        require(d.path is not None, "data.path", d.path, "data.source=local needs data.path=<file>")
+        path = Path(d.path)
+        require(path.is_file(), "data.path", d.path, "no such file")
+        require(path.stat().st_size > 0, "data.path", d.path, "the file is empty")
+    SOURCES[d.name].check(d, require)
 
 
 def data_part(cfg: DictConfig) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""DVC stage `prepare`: fetched data into model-ready arrays in data/prepared/<dataset>/.
+"""Preprocessing, and the DVC stage `prepare`: fetched data into model-ready arrays
+in data/prepared/<dataset>/.
 
-arrays.npz holds x_train, y_train, x_test, y_test (no pickle); meta.json records the
-shapes, the settings, the sha256 of raw and prepared data, and the raw provenance.
+arrays.npz holds the arrays (x_train, y_train, x_test, y_test, ...; no pickle);
+meta.json records the shapes, the settings, the sha256 of raw and prepared data,
+and the raw provenance.
 """
 
 from __future__ import annotations
@@ -31,31 +33,46 @@ def pad(sequences: list, maxlen: int, padding: str = "pre", truncating: str = "p
                                      dtype="int32", value=0)
 
 
+def prepare_reviews(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """IMDB: pad or cut every review to `maxlen` ids; the word index travels along for decoding."""
+    limit = data.limit or None
+    arrays = {
+        "x_train": pad(raw["train"][:limit], data.maxlen, data.padding, data.truncating),
+        "y_train": np.asarray(raw["train_labels"][:limit], dtype=np.int64),
+        "x_test": pad(raw["test"][:limit], data.maxlen, data.padding, data.truncating),
+        "y_test": np.asarray(raw["test_labels"][:limit], dtype=np.int64),
+    }
+    extra = {"positive_share": {"train": float(arrays["y_train"].mean()), "test": float(arrays["y_test"].mean())},
+             "word_index": raw["word_index"]}
+    return arrays, extra
+
+
+# How each dataset becomes arrays: (raw, data config) -> (arrays for arrays.npz, extra JSON files and meta).
+PREPARERS = {"imdb": prepare_reviews}
+
+
 def prepare(cfg: Any, raw_folder: Path | None = None, out: Path | None = None) -> Path:
-    """Pad the fetched reviews of `cfg.data` and write them atomically; returns the folder."""
+    """Turn the fetched data of `cfg.data` into arrays, written atomically; returns the folder."""
     data = cfg.data
     raw = load_raw(raw_folder or paths.raw_dir(data.name))
-    limit = data.limit or None
-    x_train = pad(raw["train"][:limit], data.maxlen, data.padding, data.truncating)
-    x_test = pad(raw["test"][:limit], data.maxlen, data.padding, data.truncating)
-    y_train = np.asarray(raw["train_labels"][:limit], dtype=np.int64)
-    y_test = np.asarray(raw["test_labels"][:limit], dtype=np.int64)
+    arrays, extra = PREPARERS[data.name](raw, data)
     out = out or paths.prepared_dir(data.name)
     with io.atomic_dir(out) as tmp:
-        io.write_npz(tmp / "arrays.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-        io.write_json(tmp / "word_index.json", raw["word_index"])
+        io.write_npz(tmp / "arrays.npz", **arrays)
+        if "word_index" in extra:
+            io.write_json(tmp / "word_index.json", extra.pop("word_index"))
         meta = {
             "dataset": data.name,
             "config_sha256": config_digest(cfg),
             "settings": OmegaConf.to_container(data),
-            "shapes": {"x_train": list(x_train.shape), "x_test": list(x_test.shape)},
-            "positive_share": {"train": float(y_train.mean()), "test": float(y_test.mean())},
+            "shapes": {name: list(array.shape) for name, array in arrays.items()},
+            **extra,
             "raw_sha256": raw["provenance"]["sha256"],
             "sha256": io.sha256_file(tmp / "arrays.npz"),
             "provenance": raw["provenance"],
         }
         io.write_json(tmp / "meta.json", meta)
-    log.info("prepared %s: x_train %s, x_test %s -> %s", data.name, x_train.shape, x_test.shape, out)
+    log.info("prepared %s: %s -> %s", data.name, meta["shapes"], out)
     return out
 
 
@@ -95,7 +112,8 @@ def load_prepared(folder: Path) -> dict[str, Any]:
     with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
         arrays = dict(npz)
     arrays["meta"] = io.read_json(folder / "meta.json")
-    arrays["word_index"] = io.read_json(folder / "word_index.json")
+    if (folder / "word_index.json").is_file():
+        arrays["word_index"] = io.read_json(folder / "word_index.json")
     return arrays
 
 

@@ -1,0 +1,16 @@
+"""Data sources. Each module serves one dataset (conf/data/<name>.yaml) and provides:
+
+    Schema                      dataclass of its config keys; PREPARE_KEYS names those only prepare reads
+    check(data, require)        range checks, raising through `require` with the key and the fix
+    fetch_to(folder, data, seed) -> provenance
+                                writes the raw files into `folder` (a temporary directory that
+                                replaces data/raw/<name>/ only when complete) and returns what to
+                                record: source, url or path, counts, synthetic, ...
+    read_raw(folder)            what fetch_to wrote, for the prepare stage
+
+`data.source` is auto | remote | local | sample in every module.
+"""
+
+from rnnlab.data.sources import imdb
+
+SOURCES = {"imdb": imdb}

@@ -11,13 +11,15 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from rnnlab import io
 from rnnlab.data.sources import samples
+from rnnlab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,69 @@ REMOTE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.n
 TOKEN = re.compile(r"[a-z0-9']+")
 
 
-class DataSourceError(RuntimeError):
-    """The data cannot be had from the chosen source; the message says what to do."""
+@dataclass
+class Schema:
+    """conf/data/imdb.yaml."""
+
+    # Keys that only the prepare stage reads; every other key shapes what fetch writes.
+    PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("maxlen", "padding", "truncating", "limit")
+
+    name: str = "imdb"
+    source: str = "auto"
+    path: Optional[str] = None
+    test_fraction: float = 0.5
+    num_words: int = 20000
+    maxlen: int = 80
+    padding: str = "pre"
+    truncating: str = "pre"
+    sample_train: int = 12000
+    sample_test: int = 4000
+    limit: Optional[int] = None
+
+
+def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
+    """Range checks beyond the schema's types; `require(ok, key, value, rule)` raises ConfigError."""
+    require(d.num_words > 3, "data.num_words", d.num_words, "must be > 3 (ids 0-2 are reserved)")
+    require(d.maxlen > 0, "data.maxlen", d.maxlen, "must be a positive integer")
+    require(d.padding in ("pre", "post"), "data.padding", d.padding, "choose pre or post")
+    require(d.truncating in ("pre", "post"), "data.truncating", d.truncating, "choose pre or post")
+    require(0.0 < d.test_fraction < 1.0, "data.test_fraction", d.test_fraction, "must be in (0, 1)")
+    require(d.sample_train > 1 and d.sample_test > 1, "data.sample_train/sample_test",
+            (d.sample_train, d.sample_test), "must be > 1")
+    require(d.limit is None or d.limit > 1, "data.limit", d.limit, "must be > 1 or null")
+
+
+def fetch_to(folder: Path, data: Any, seed: int) -> dict[str, Any]:
+    """Write reviews.npz (ragged ids as values + offsets) and word_index.json; returns provenance."""
+    reviews = load(data, seed)
+    io.write_npz(folder / "reviews.npz", **_ragged("train", reviews.train), train_labels=reviews.train_labels,
+                 **_ragged("test", reviews.test), test_labels=reviews.test_labels)
+    io.write_json(folder / "word_index.json", reviews.word_index)
+    counts = {"train": len(reviews.train), "test": len(reviews.test),
+              "train_positive": int(reviews.train_labels.sum()), "test_positive": int(reviews.test_labels.sum()),
+              "vocabulary": len(reviews.word_index)}
+    return {**reviews.provenance, "counts": counts}
+
+
+def read_raw(folder: Path) -> dict[str, Any]:
+    """What fetch_to wrote, back as lists of id arrays with labels and the word index."""
+    with np.load(folder / "reviews.npz", allow_pickle=False) as npz:
+        arrays = dict(npz)
+    return {
+        "train": _unragged(arrays["train_values"], arrays["train_offsets"]), "train_labels": arrays["train_labels"],
+        "test": _unragged(arrays["test_values"], arrays["test_offsets"]), "test_labels": arrays["test_labels"],
+        "word_index": io.read_json(folder / "word_index.json"),
+    }
+
+
+def _ragged(prefix: str, sequences: list[list[int]]) -> dict[str, np.ndarray]:
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    values = np.fromiter((i for s in sequences for i in s), dtype=np.int32, count=int(lengths.sum()))
+    return {f"{prefix}_values": values, f"{prefix}_offsets": np.concatenate([[0], np.cumsum(lengths)])}
+
+
+def _unragged(values: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    return [values[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
 @dataclass(frozen=True)
