@@ -1,0 +1,90 @@
+"""Tracking against real processes: an `mlflow server` on 127.0.0.1, and a run killed mid-training."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from conftest import VENV_BIN, run, subprocess_env
+
+pytestmark = pytest.mark.slow
+
+QUICK_RUN = ["python", "-m", "rnnlab.train", "experiment=imdb_lstm", "profile=quick", "trainer.epochs=1",
+             "model.units=8", "data.sample_train=400", "data.sample_test=200", "data.limit=null"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):
+    port = free_port()
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen(
+        [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(1)
+    else:
+        server.kill()
+        pytest.fail("mlflow server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_runs_go_to_the_server_named_by_mlflow_tracking_uri(project_copy: Path, mlflow_server: str):
+    env = subprocess_env(project_copy, MLFLOW_TRACKING_URI=mlflow_server)
+    result = run(QUICK_RUN, project_copy, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not (project_copy / "mlruns.db").exists()  # nothing went to the local default store
+
+    client = MlflowClient(mlflow_server)
+    mlrun = client.get_run(metrics["run_id"])
+    assert mlrun.info.status == "FINISHED" and mlrun.data.params["model.units"] == "8"
+    assert mlrun.data.metrics["test_accuracy"] == pytest.approx(metrics["model"]["accuracy"])
+    assert mlrun.data.tags["data.synthetic"] == "true"
+    artifacts = {a.path for a in client.list_artifacts(mlrun.info.run_id)}
+    assert {"config.yaml", "metrics.json", "model", "figures"} <= artifacts
+
+
+def test_a_run_terminated_mid_training_ends_killed(project_copy: Path):
+    env = subprocess_env(project_copy)
+    cmd = [*QUICK_RUN, "trainer.epochs=200"]
+    proc = subprocess.Popen(cmd, cwd=project_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = project_copy / "mlruns.db"
+    deadline = time.time() + 180
+    run_id = None
+    while time.time() < deadline and run_id is None:
+        time.sleep(2)
+        if db.exists():
+            client = MlflowClient(f"sqlite:///{db}")
+            exp = client.get_experiment_by_name("imdb_lstm")
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            if runs and client.get_metric_history(runs[0].info.run_id, "loss"):
+                run_id = runs[0].info.run_id  # at least one epoch done: mid-training now
+    assert run_id, "training never started"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert MlflowClient(f"sqlite:///{db}").get_run(run_id).info.status == "KILLED"
