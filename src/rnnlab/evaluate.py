@@ -121,9 +121,9 @@ def plot_confusion(metrics: dict[str, Any], out: Path) -> None:
     for ax, (name, part) in zip(axes, (("model", metrics["model"]), ("baseline", metrics["baseline"]))):
         matrix = np.asarray(part["confusion_matrix"])
         ax.imshow(matrix, cmap="Blues")
+        middle = (matrix.min() + matrix.max()) / 2  # imshow stretches the colours from min to max
         for (i, j), count in np.ndenumerate(matrix):
-            ax.text(j, i, str(count), ha="center", va="center",
-                    color="white" if count > matrix.max() / 2 else "black")
+            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > middle else "black")
         ax.set_xticks([0, 1], ["negative", "positive"])
         ax.set_yticks([0, 1], ["negative", "positive"])
         ax.set_xlabel("predicted")
