@@ -3,12 +3,13 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from rnnlab.config import compose
-from rnnlab.models.keras_models import build_optimizer, build_sentiment_model, regularizer_kwargs
+from rnnlab.models.keras_models import build_model, build_optimizer, regularizer_kwargs
 
 
 def test_course_model_layers_and_parameter_count():
     cfg = compose(["experiment=imdb_lstm"])
-    model = build_sentiment_model(cfg.model, cfg.regularizer, cfg.data.num_words, cfg.data.maxlen)
+    tokens = {"kind": "tokens", "length": cfg.data.maxlen, "vocab": cfg.data.num_words}
+    model = build_model(cfg.model, cfg.regularizer, tokens, "binary")
     embedding, lstm, dense = model.layers
     assert isinstance(embedding, keras.layers.Embedding) and embedding.embeddings.shape == (20000, 128)
     assert isinstance(lstm, keras.layers.LSTM) and lstm.units == 64 and lstm.dropout == 0.2
@@ -21,10 +22,9 @@ def test_course_model_layers_and_parameter_count():
 
 
 def test_stacked_bidirectional_gru_shapes():
-    model_cfg = OmegaConf.create({"cell": "gru", "units": 8, "layers": 3, "bidirectional": True, "dropout": 0.0,
-                                  "recurrent_dropout": 0.0, "embedding_dim": 4})
-    reg = OmegaConf.create({"kind": "none", "l1": 0.0, "l2": 0.0, "apply_to": ["bias"]})
-    model = build_sentiment_model(model_cfg, reg, num_words=50, maxlen=7)
+    cfg = compose(["experiment=imdb_lstm", "model.cell=gru", "model.units=8", "model.layers=3",
+                   "model.bidirectional=true", "model.embedding_dim=4", "regularizer=none"])
+    model = build_model(cfg.model, cfg.regularizer, {"kind": "tokens", "length": 7, "vocab": 50}, "binary")
     recurrent = [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
     assert len(recurrent) == 3
     assert [r.forward_layer.return_sequences for r in recurrent] == [True, True, False]
@@ -49,3 +49,29 @@ def test_optimizers_with_clipping():
     sgd = build_optimizer(OmegaConf.create({**base, "optimizer": "sgd"}))
     assert isinstance(sgd, keras.optimizers.SGD) and np.isclose(sgd.momentum, 0.9) and sgd.clipnorm == 1.0
     assert isinstance(build_optimizer(OmegaConf.create({**base, "optimizer": "rmsprop"})), keras.optimizers.RMSprop)
+
+
+def test_series_regression_with_dropout_between_and_dense_layers():
+    # The course's stock model: four LSTM(45), each followed by Dropout(0.2), then Dense(1).
+    cfg = compose(["experiment=imdb_lstm", "model.units=45", "model.layers=4", "model.dropout=0.0",
+                   "model.dropout_between=0.2", "regularizer=none"])
+    model = build_model(cfg.model, cfg.regularizer, {"kind": "series", "length": 40, "features": 1}, "regression")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["LSTM", "Dropout"] * 4 + ["Dense"]
+    assert model.layers[-1].activation.__name__ == "linear"
+    assert model(np.zeros((3, 40, 1), dtype="float32")).shape == (3, 1)
+
+
+def test_stateful_onehot_classifier_keeps_state_between_calls():
+    cfg = compose(["experiment=imdb_lstm", "model.units=4", "model.stateful=true", "model.dropout=0.0",
+                   "regularizer=none"])
+    model = build_model(cfg.model, cfg.regularizer, {"kind": "onehot", "length": 1, "features": 26}, "classes",
+                        n_outputs=26, batch_size=1)
+    x = np.eye(26, dtype="float32")[None, :1]
+    first, second = np.asarray(model(x)), np.asarray(model(x))
+    assert first.shape == (1, 26) and np.isclose(first.sum(), 1.0, atol=1e-5)
+    assert not np.allclose(first, second)  # the state carried over
+    for layer in model.layers:
+        if hasattr(layer, "reset_states"):
+            layer.reset_states()
+    assert np.allclose(np.asarray(model(x)), first, atol=1e-6)

@@ -22,7 +22,10 @@ def ran_stages(output: str) -> list[str]:
 
 
 def use_quick_profile(project: Path) -> None:
+    """The pipeline's shape on one experiment; tests/test_experiments.py runs every experiment."""
     params = yaml.safe_load((project / "params.yaml").read_text())
+    params["experiments"] = {"imdb_lstm": "imdb"}
+    params["datasets"] = ["imdb"]
     params["overrides"] = ["profile=quick"]
     (project / "params.yaml").write_text(yaml.safe_dump(params))
 

@@ -35,9 +35,15 @@ class ModelConfig:
     units: int = 64
     layers: int = 1
     bidirectional: bool = False
+    activation: str = "tanh"
     dropout: float = 0.0
     recurrent_dropout: float = 0.0
+    dropout_between: float = 0.0
+    stateful: bool = False
+    unroll: bool = False
     embedding_dim: int = 128
+    dense_units: list[int] = field(default_factory=list)
+    dense_activation: str = "relu"
 
 
 @dataclass
@@ -80,6 +86,7 @@ class RunConfig:
 
 
 CELLS = ("simplernn", "lstm", "gru")
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "selu")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 REGULARIZERS = ("none", "l1", "l2", "l1l2")
 REGULARIZED_WEIGHTS = ("kernel", "recurrent", "bias")
@@ -136,6 +143,11 @@ def _check_ranges(cfg: DictConfig) -> None:
     require(m.embedding_dim > 0, "model.embedding_dim", m.embedding_dim, "must be a positive integer")
     require(0.0 <= m.dropout < 1.0, "model.dropout", m.dropout, "must be in [0, 1)")
     require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", m.recurrent_dropout, "must be in [0, 1)")
+    require(0.0 <= m.dropout_between < 1.0, "model.dropout_between", m.dropout_between, "must be in [0, 1)")
+    require(m.activation in ACTIVATIONS, "model.activation", m.activation, f"choose one of {', '.join(ACTIVATIONS)}")
+    require(m.dense_activation in ACTIVATIONS, "model.dense_activation", m.dense_activation,
+            f"choose one of {', '.join(ACTIVATIONS)}")
+    require(all(u > 0 for u in m.dense_units), "model.dense_units", list(m.dense_units), "sizes must be positive")
     require(r.kind in REGULARIZERS, "regularizer.kind", r.kind, f"choose one of {', '.join(REGULARIZERS)}")
     require(r.l1 >= 0, "regularizer.l1", r.l1, "must be >= 0")
     require(r.l2 >= 0, "regularizer.l2", r.l2, "must be >= 0")

@@ -28,7 +28,7 @@ from rnnlab import io, paths, tracking
 from rnnlab.cli import USER_ERRORS, run_stage
 from rnnlab.config import ConfigError, validate
 from rnnlab.data.prepare import ensure_prepared, load_prepared
-from rnnlab.models.keras_models import build_optimizer, build_sentiment_model
+from rnnlab.models.keras_models import build_model, compile_model
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
     data = data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name))
     meta = data["meta"]
     keras.utils.set_random_seed(int(cfg.seed))
-    model = build_sentiment_model(cfg.model, cfg.regularizer, cfg.data.num_words, meta["shapes"]["x_train"][1])
-    model.compile(optimizer=build_optimizer(cfg.trainer), loss="binary_crossentropy", metrics=["accuracy"])
+    model = build_model(cfg.model, cfg.regularizer, meta["input_spec"], meta["task"],
+                        n_outputs=meta.get("n_outputs", 1), batch_size=cfg.trainer.batch_size)
+    compile_model(model, cfg.trainer, meta["task"])
 
     run_name = str(cfg.experiment_name) + _run_name_suffix(cfg)
     with tracking.run(_mlflow_experiment(cfg), run_name=run_name, tags=tracking.run_tags(cfg, meta)) as active:

@@ -42,12 +42,14 @@ def prepare_reviews(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarra
         "x_test": pad(raw["test"][:limit], data.maxlen, data.padding, data.truncating),
         "y_test": np.asarray(raw["test_labels"][:limit], dtype=np.int64),
     }
-    extra = {"positive_share": {"train": float(arrays["y_train"].mean()), "test": float(arrays["y_test"].mean())},
+    extra = {"task": "binary", "input_spec": {"kind": "tokens", "length": data.maxlen, "vocab": data.num_words},
+             "positive_share": {"train": float(arrays["y_train"].mean()), "test": float(arrays["y_test"].mean())},
              "word_index": raw["word_index"]}
     return arrays, extra
 
 
-# How each dataset becomes arrays: (raw, data config) -> (arrays for arrays.npz, extra JSON files and meta).
+# How each dataset becomes arrays: (raw, data config) -> (arrays for arrays.npz, extra meta).
+# The extra meta names the `task` and the model's `input_spec` (see models/keras_models.py).
 PREPARERS = {"imdb": prepare_reviews}
 
 

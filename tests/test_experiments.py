@@ -1,0 +1,27 @@
+"""Every experiment config runs end to end on a tiny budget, through the same code as `dvc repro`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rnnlab import paths
+from rnnlab.config import compose
+from rnnlab.train import run_experiment
+
+EXPERIMENTS = sorted(p.stem for p in (paths.CONF_DIR / "experiment").glob("*.yaml"))
+# Shrinks each dataset further than profile=quick, so the whole catalog stays within a few minutes.
+TINY = {"imdb": ["data.sample_train=300", "data.sample_test=100", "data.limit=null"]}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_on_a_tiny_budget(experiment: str, isolated_root: Path):
+    cfg = compose([f"experiment={experiment}", "profile=quick", "trainer.epochs=1"])
+    cfg = compose([f"experiment={experiment}", "profile=quick", "trainer.epochs=1", *TINY[cfg.data.name]])
+    metrics = run_experiment(cfg, paths.Outputs.job(isolated_root / "job"))
+    assert metrics["experiment"] == experiment
+    assert metrics["data"]["synthetic"] is True
+    assert set(metrics["model"]) & set(metrics["baseline"])  # reported on the same metrics as its baseline
+    assert (isolated_root / "job" / "model" / "model.keras").is_file()
+    assert (isolated_root / "job" / "figures").is_dir()
