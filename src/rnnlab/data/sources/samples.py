@@ -8,10 +8,16 @@ exactly when its adjective disagrees with the review's label, so the adjectives
 and the negators are, on their own, independent of the label. A bag-of-words
 model therefore sees an XOR it cannot separate, while a recurrent model that
 reads "not" before "good" can.
+
+The synthetic text stands in for a Gutenberg book. It comes from a small
+probabilistic grammar (clauses joined by conjunctions, dialogue in quotes,
+sentences in paragraphs, lines wrapped as in a Gutenberg file), so a character
+model has spelling, word order and punctuation to learn, as in a real book.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 
@@ -108,3 +114,66 @@ def word_index_by_frequency(documents: list[list[str]]) -> dict[str, int]:
     counts = Counter(word for doc in documents for word in doc)
     ranked = sorted(counts, key=lambda w: (-counts[w], w))
     return {word: rank for rank, word in enumerate(ranked, start=1)}
+
+
+CHARACTERS = ["Alice", "the rabbit", "the queen", "the hatter", "the cat", "the duchess",
+              "the king", "the mouse", "the cook", "the caterpillar"]
+ADJECTIVES = ["little", "curious", "large", "white", "old", "sleepy", "angry", "tiny", "golden", "strange"]
+THINGS = ["door", "key", "garden", "bottle", "cake", "hat", "tree", "table", "watch", "box"]
+PLACES = ["in the garden", "under the table", "by the river", "at the door", "in the hall",
+          "on the hill", "near the house", "behind the tree"]
+TRANSITIVE = ["found", "opened", "took", "carried", "dropped", "watched", "wanted", "painted"]
+INTRANSITIVE = ["ran", "laughed", "cried", "waited", "fell", "sang", "slept", "shouted"]
+ADVERBS = ["quickly", "slowly", "loudly", "quietly", "again", "at once"]
+CONJUNCTIONS = ["and", "but", "because", "so", "when", "while"]
+SPEECH_VERBS = ["said", "cried", "asked", "whispered"]
+EXCLAMATIONS = ["oh dear", "how curious", "off with its head", "what a strange day", "never mind"]
+LINE_WIDTH = 70
+
+
+def synthetic_text(n_chars: int, seed: int) -> str:
+    """Exactly `n_chars` characters of English-like text; the same seed gives the same text."""
+    rng = np.random.default_rng(seed)
+
+    def pick(options: list[str]) -> str:
+        return options[int(rng.integers(len(options)))]
+
+    def noun_phrase() -> str:
+        if rng.random() < 0.5:
+            return pick(CHARACTERS)
+        noun = f"{pick(ADJECTIVES)} {pick(THINGS)}" if rng.random() < 0.6 else pick(THINGS)
+        article = pick(["the", "a", "her", "his"])
+        if article == "a" and noun[0] in "aeiou":
+            article = "an"
+        return f"{article} {noun}"
+
+    def clause() -> str:
+        roll = rng.random()
+        if roll < 0.45:
+            words = [pick(CHARACTERS), pick(TRANSITIVE), noun_phrase()]
+        elif roll < 0.8:
+            words = [pick(CHARACTERS), pick(INTRANSITIVE)] + ([pick(ADVERBS)] if rng.random() < 0.5 else [])
+        else:
+            words = [noun_phrase(), "was", *(["very"] if rng.random() < 0.3 else []), pick(ADJECTIVES)]
+        if rng.random() < 0.4:
+            words.append(pick(PLACES))
+        return " ".join(words)
+
+    def sentence() -> str:
+        if rng.random() < 0.15:  # dialogue: a quoted exclamation or question, then who said it
+            mark = pick(["!", "?", ","])
+            return f'"{pick(EXCLAMATIONS).capitalize()}{mark}" {pick(SPEECH_VERBS)} {pick(CHARACTERS)}.'
+        text = clause()
+        while rng.random() < 0.35:
+            text += f"{',' if rng.random() < 0.5 else ''} {pick(CONJUNCTIONS)} {clause()}"
+        return text[0].upper() + text[1:] + pick([".", ".", ".", "!", "?"])
+
+    def paragraph() -> str:
+        sentences = [sentence() for _ in range(int(rng.integers(2, 8)))]
+        return textwrap.fill(" ".join(sentences), width=LINE_WIDTH)
+
+    paragraphs, length = [], 0
+    while length < n_chars:
+        paragraphs.append(paragraph())
+        length += len(paragraphs[-1]) + 2
+    return "\n\n".join(paragraphs)[:n_chars]

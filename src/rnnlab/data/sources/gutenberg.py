@@ -1,0 +1,200 @@
+"""A Project Gutenberg book as one text, for character-level models.
+
+The course trained on Alice in Wonderland (book 11), lowercased and cut to ASCII.
+A Gutenberg file wraps the book in a header and a long license; both are cut at
+the "*** START OF" and "*** END OF" marker lines, so the model learns the book and
+not the license. The text comes from gutenberg.org, a local file, or, offline, a
+synthetic text from a small grammar (samples.synthetic_text).
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional
+from urllib.parse import urlsplit
+
+from rnnlab import io
+from rnnlab.data import download
+from rnnlab.data.sources import samples
+from rnnlab.errors import DataSourceError
+
+log = logging.getLogger(__name__)
+
+OTHER_SOURCES = "data.source=sample (synthetic text) or data.source=local data.path=<file.txt>"
+# Only to tell "offline" from other failures before downloading; the download has its own timeout.
+REACHABLE_TIMEOUT = 3.0
+
+# A run of \r before \n is one line end: "\r\n" from Windows, and the "\r\r\r\n" of the
+# course's copy of Alice, left by repeated conversions. A lone \r is an old Mac line end.
+LINE_END = re.compile(r"\r+\n|\r")
+START_MARKER = re.compile(r"^\*{3}\s*START OF\b.*$", re.IGNORECASE | re.MULTILINE)
+END_MARKER = re.compile(r"^\*{3}\s*END OF\b.*$", re.IGNORECASE | re.MULTILINE)
+# "End of Project Gutenberg's Alice's ..." / "End of the Project Gutenberg EBook of ...": boilerplate
+# that closes the book just before the end marker.
+TRAILER = re.compile(r"\s*end of (the )?project gutenberg", re.IGNORECASE)
+LEADING_BLANK_LINES = re.compile(r"\A\s*\n")
+
+
+@dataclass
+class Schema:
+    """conf/data/gutenberg.yaml."""
+
+    # Keys that only the prepare stage reads; every other key shapes what fetch writes.
+    PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("window", "step", "test_fraction")
+
+    name: str = "gutenberg"
+    source: str = "auto"
+    path: Optional[str] = None
+    encoding: Optional[str] = None
+    book_id: int = 11
+    url_template: str = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.txt"
+    fallback_templates: list[str] = field(default_factory=lambda: [
+        "https://www.gutenberg.org/files/{id}/{id}-0.txt",
+        "https://www.gutenberg.org/ebooks/{id}.txt.utf-8",
+    ])
+    timeout: float = 30.0
+    max_bytes: int = 20_000_000
+    retries: int = 3
+    lowercase: bool = True
+    ascii_only: bool = True
+    sample_chars: int = 150_000
+    window: int = 10
+    step: int = 1
+    test_fraction: float = 0.1
+
+
+def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
+    """Range checks beyond the schema's types; `require(ok, key, value, rule)` raises ConfigError."""
+    require(d.book_id > 0, "data.book_id", d.book_id, "must be a positive Gutenberg ebook number")
+    require("{id}" in d.url_template, "data.url_template", d.url_template, "must contain {id}, the book_id")
+    for template in d.fallback_templates:
+        require("{id}" in template, "data.fallback_templates", template, "each must contain {id}, the book_id")
+    require(d.timeout > 0, "data.timeout", d.timeout, "must be > 0 seconds")
+    require(d.max_bytes > 0, "data.max_bytes", d.max_bytes, "must be a positive number of bytes")
+    require(d.retries >= 0, "data.retries", d.retries, "must be >= 0")
+    require(d.encoding is None or _is_codec(d.encoding), "data.encoding", d.encoding,
+            "not an encoding Python knows; e.g. utf-8, latin-1, cp1252, or null for UTF-8")
+    require(d.sample_chars > 0, "data.sample_chars", d.sample_chars, "must be a positive number of characters")
+    require(d.window > 0, "data.window", d.window, "must be a positive integer")
+    require(d.step > 0, "data.step", d.step, "must be a positive integer")
+    require(0.0 < d.test_fraction < 1.0, "data.test_fraction", d.test_fraction, "must be in (0, 1)")
+
+
+def fetch_to(folder: Path, data: Any, seed: int) -> dict[str, Any]:
+    """Write text.txt (UTF-8, without Gutenberg's header and license); returns provenance."""
+    if data.source == "sample":
+        text, provenance = from_sample(data, seed)
+    elif data.source == "local":
+        text, provenance = from_file(Path(data.path), data.encoding)
+    else:
+        text, provenance = from_remote_or_sample(data, seed)
+    text = clean(text, data.lowercase, data.ascii_only)
+    if not text.strip():
+        raise DataSourceError(f"no text is left from {provenance.get('url') or provenance.get('path')} after "
+                              "removing the Gutenberg header and license; check that it is a book's text file.")
+    io.write_text(folder / "text.txt", text)
+    return {**provenance, "characters": len(text), "lines": text.count("\n"),
+            "lowercase": data.lowercase, "ascii_only": data.ascii_only}
+
+
+def read_raw(folder: Path) -> dict[str, Any]:
+    """What fetch_to wrote: the whole text, byte for byte (read_text would translate line ends)."""
+    return {"text": (folder / "text.txt").read_bytes().decode("utf-8")}
+
+
+def strip_gutenberg(text: str) -> tuple[str, dict[str, bool]]:
+    """The book without the header before "*** START OF" and the license after "*** END OF".
+
+    A missing start marker keeps the text from its beginning, a missing end marker
+    to its end; the dict says which markers were found. Line ends become "\\n".
+    """
+    text = LINE_END.sub("\n", text)
+    start = START_MARKER.search(text)
+    begin = start.end() if start else 0
+    end = END_MARKER.search(text, begin)
+    body = text[begin:end.start() if end else len(text)].rstrip()
+    last_line = body.rfind("\n") + 1
+    if TRAILER.match(body, last_line):
+        body = body[:last_line].rstrip()
+    return LEADING_BLANK_LINES.sub("", body) + "\n", {"start": start is not None, "end": end is not None}
+
+
+def clean(text: str, lowercase: bool, ascii_only: bool) -> str:
+    """The course's cleanup: fewer distinct characters for the model to predict."""
+    if lowercase:
+        text = text.lower()
+    if ascii_only:
+        # Drops curly quotes and accents outright ("alice’s" -> "alices"), as the course did.
+        text = text.encode("ascii", "ignore").decode("ascii")
+    return text
+
+
+def book_urls(data: Any) -> list[str]:
+    return [template.replace("{id}", str(data.book_id)) for template in [data.url_template, *data.fallback_templates]]
+
+
+def from_remote_or_sample(data: Any, seed: int) -> tuple[str, dict[str, Any]]:
+    """source=remote downloads or fails; source=auto falls back to the sample when offline."""
+    urls = book_urls(data)
+    hosts = {urlsplit(url).netloc: url for url in urls}
+    if any(download.reachable(url, min(data.timeout, REACHABLE_TIMEOUT)) for url in hosts.values()):
+        return from_remote(data, urls)
+    reason = f"{', '.join(hosts)} unreachable (no network)"
+    if data.source == "remote":
+        raise DataSourceError(f"data.source=remote: cannot download Gutenberg book {data.book_id}: {reason}. "
+                              f"Connect to the network, or use {OTHER_SOURCES}.")
+    log.warning("Gutenberg: %s; using the SYNTHETIC SAMPLE instead. Set data.source=remote to fail instead, "
+                "or data.source=local data.path=<file.txt> to use your own copy of the book.", reason)
+    text, provenance = from_sample(data, seed)
+    return text, {**provenance, "requested_source": "auto", "fallback_reason": reason}
+
+
+def from_remote(data: Any, urls: list[str]) -> tuple[str, dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp) / f"pg{data.book_id}.txt"
+        got = download.download(urls, dest, timeout=data.timeout, max_bytes=data.max_bytes, retries=data.retries)
+        raw = dest.read_bytes()
+    text, markers = strip_gutenberg(decode(raw, data.encoding, got["url"]))
+    return text, {"source": "remote", "url": got["url"], "book_id": data.book_id, "markers": markers,
+                  "encoding": data.encoding or "utf-8", "original_bytes": got["bytes"],
+                  "original_sha256": got["sha256"], "synthetic": False}
+
+
+def from_file(path: Path, encoding: Optional[str]) -> tuple[str, dict[str, Any]]:
+    raw = path.read_bytes()
+    text, markers = strip_gutenberg(decode(raw, encoding, f"data.path={path}"))
+    return text, {"source": "local", "path": str(path.resolve()), "markers": markers,
+                  "encoding": encoding or "utf-8", "original_bytes": len(raw),
+                  "original_sha256": hashlib.sha256(raw).hexdigest(), "synthetic": False}
+
+
+def from_sample(data: Any, seed: int) -> tuple[str, dict[str, Any]]:
+    return samples.synthetic_text(data.sample_chars, seed), {
+        "source": "sample", "synthetic": True, "label": samples.SYNTHETIC_LABEL, "markers": None,
+        "generator": "rnnlab.data.sources.samples.synthetic_text", "seed": seed}
+
+
+def decode(raw: bytes, encoding: Optional[str], origin: str) -> str:
+    """Strict decoding: a wrong encoding fails here rather than garbling the text the model learns."""
+    try:
+        text = raw.decode(encoding or "utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataSourceError(
+            f"{origin} is not valid {encoding or 'UTF-8'} text (byte {raw[exc.start]:#04x} at offset {exc.start}). "
+            "Set data.encoding to the file's encoding, e.g. data.encoding=latin-1 or data.encoding=cp1252."
+        ) from exc
+    return text.removeprefix("\ufeff")  # Gutenberg's UTF-8 files often begin with a byte-order mark
+
+
+def _is_codec(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+        return True
+    except LookupError:
+        return False
