@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
@@ -18,6 +17,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from rnnlab import io
+from rnnlab.data import download
 from rnnlab.data.sources import samples
 from rnnlab.errors import DataSourceError
 
@@ -105,12 +105,8 @@ class EncodedReviews:
     provenance: dict[str, Any]
 
 
-def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def host_reachable(host: str) -> bool:
+    return download.reachable(f"https://{host}/")
 
 
 def load(data: Any, seed: int) -> EncodedReviews:
