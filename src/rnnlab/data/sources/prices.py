@@ -96,11 +96,11 @@ def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
 
 def fetch_to(folder: Path, data: Any, seed: int) -> dict[str, Any]:
     """Write prices.csv (Date, OHLCV, price column; sorted by date); returns provenance."""
-    prices = load(data, seed)
+    loaded = load(data, seed)
     # The file name is fixed: the ticker never becomes part of a path.
-    io.write_text(folder / FILE, prices.frame.to_csv(index_label="Date"))
-    index = prices.frame.index
-    return {**prices.provenance, "price_column": data.price_column, "rows": len(index),
+    io.write_text(folder / FILE, loaded.frame.to_csv(index_label="Date"))
+    index = loaded.frame.index
+    return {**loaded.provenance, "price_column": data.price_column, "rows": len(index),
             "first_date": index[0].date().isoformat(), "last_date": index[-1].date().isoformat(),
             "counts": {"rows": len(index)}}
 
@@ -112,6 +112,8 @@ def read_raw(folder: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Prices:
+    """A tidy frame (see `tidy`) and where it came from."""
+
     frame: pd.DataFrame
     provenance: dict[str, Any]
 
@@ -157,8 +159,8 @@ def from_yahoo(data: Any) -> Prices:
         stop=tenacity.stop_after_attempt(attempts),
         wait=tenacity.wait_exponential(multiplier=data.retry_wait),
         before_sleep=lambda state: log.warning(
-            "Yahoo Finance: %s on attempt %d of %d for %s; retrying in %.1f s", _short(state.outcome.exception()),
-            state.attempt_number, attempts, data.ticker, state.next_action.sleep),
+            "Yahoo Finance: attempt %d of %d for %s failed (%s); retrying in %.2f s", state.attempt_number,
+            attempts, data.ticker, _short(state.outcome.exception()), state.next_action.sleep),
         reraise=True,
     )
     try:
@@ -169,7 +171,8 @@ def from_yahoo(data: Any) -> Prices:
             "minutes and rerun, raise data.retries, or use data.source=local data.path=<csv> or data.source=sample."
         ) from exc
     except _connection_errors() as exc:
-        reason = f"Yahoo Finance ({YAHOO_HOST}) is unreachable ({_short(exc)})"
+        log.debug("Yahoo Finance connection failure: %s", exc)
+        reason = f"Yahoo Finance ({YAHOO_HOST}) is unreachable ({type(exc).__name__})"
         raise YahooUnreachable(
             f"data.source=remote: {reason} after {attempts} attempts to download {span}. Connect to the "
             "network, or use data.source=sample (offline sample prices) or data.source=local data.path=<csv>.",
@@ -195,7 +198,7 @@ def _download(data: Any) -> pd.DataFrame:
         # A fresh Ticker per attempt: a failed one keeps its failed time-zone look-up.
         return yfinance.Ticker(data.ticker).history(
             start=data.start, end=_next_day(data.end), interval=data.interval,
-            # auto_adjust: Close (and OHLC) adjusted for splits and dividends, the course's series.
+            # OHLC adjusted for splits and dividends; yfinance then drops its Adj Close column.
             auto_adjust=True, actions=False)
 
 
@@ -240,8 +243,10 @@ def _next_day(day: str) -> str:
 
 
 def _short(exc: BaseException | None) -> str:
+    """The exception on one short line, without URL queries (they carry Yahoo's session crumb)."""
     text = str(exc).splitlines()[0] if exc is not None and str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+    text = re.sub(r"\?\S*", "", text)[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # --- the shape every source ends in ----------------------------------------------------------
@@ -323,7 +328,9 @@ def _require_all(ok: pd.Series, values: pd.Series, where: str, what: str) -> Non
     if not ok.all():
         first = int(np.flatnonzero(~ok.to_numpy())[0])
         # +2: one for the header line, one because lines count from 1.
-        raise DataSourceError(f"{where}: line {first + 2} has {what}: {values.iloc[first]!r}.")
+        value = values.iloc[first]
+        shown = "an empty or null cell" if pd.isna(value) else repr(value)
+        raise DataSourceError(f"{where}: line {first + 2} has {what}: {shown}.")
 
 
 # --- samples ---------------------------------------------------------------------------------
