@@ -26,7 +26,7 @@ from rnnlab import io, paths, tracking  # noqa: E402
 from rnnlab.baselines import bag_of_words_logistic_regression  # noqa: E402
 from rnnlab.cli import run_stage  # noqa: E402
 from rnnlab.config import validate  # noqa: E402
-from rnnlab.data.prepare import load_prepared  # noqa: E402
+from rnnlab.data.prepare import load_prepared, scaler_from_dict  # noqa: E402
 from rnnlab.data.sources.imdb import decode  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -46,42 +46,94 @@ def classification_metrics(y_true: np.ndarray, p_positive: np.ndarray) -> dict[s
     }
 
 
+def score_binary(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
+    """Sentiment: accuracy, log loss, ROC AUC, confusion matrix, beside bag-of-words."""
+    p_model = model.predict(data["x_test"], batch_size=512, verbose=0).ravel()
+    p_baseline = bag_of_words_logistic_regression(data["x_train"], data["y_train"], data["x_test"],
+                                                  data["meta"]["input_spec"]["vocab"], seed=int(cfg.seed))
+    scores = {"model": classification_metrics(data["y_test"], p_model),
+              "baseline": {"name": BASELINE_NAME, **classification_metrics(data["y_test"], p_baseline)},
+              "primary": {"name": "accuracy", "higher_is_better": True}}
+    plot_confusion(cfg.experiment_name, data["meta"], scores, figures / "confusion_matrix.png")
+    if "word_index" in data:
+        io.write_json(figures / "examples.json", examples(data, p_model, p_baseline))
+    return scores
+
+
+def score_regression(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
+    """Series: errors in the series' own units (prices after inverting the scaler), beside persistence."""
+    meta = data["meta"]
+    predicted = model.predict(data["x_test"], batch_size=512, verbose=0).reshape(-1)
+    if "scaler" in meta:
+        predicted = scaler_from_dict(meta["scaler"]).inverse_transform(predicted.reshape(-1, 1)).ravel()
+    actual, previous = data["y_test_raw"], data["previous_test_raw"]
+    scores = {"model": regression_metrics(actual, predicted, previous),
+              "baseline": {"name": "persistence (tomorrow equals today)",
+                           **regression_metrics(actual, previous, previous)},
+              "primary": {"name": "rmse", "higher_is_better": False}}
+    scores["model"]["skill"] = 1.0 - scores["model"]["rmse"] / scores["baseline"]["rmse"]
+    if "noise_floor_mse" in meta["provenance"]:
+        scores["noise_floor_mse"] = meta["provenance"]["noise_floor_mse"]
+    plot_series(cfg.experiment_name, data, predicted, figures / "predictions.png")
+    io.write_json(figures / "predictions.json", {"actual": actual.tolist(), "model": predicted.tolist(),
+                                                 "persistence": previous.tolist()})
+    return scores
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray, previous: np.ndarray) -> dict[str, float]:
+    error = predicted - actual
+    nonzero = np.abs(actual) > 1e-12
+    moved = actual != previous
+    return {
+        "mse": float(np.mean(error**2)),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "mape": float(np.mean(np.abs(error[nonzero] / actual[nonzero])) * 100) if nonzero.any() else float("nan"),
+        # Did it call the day's direction (up or down from the last known value) right?
+        "direction_accuracy": float(np.mean(np.sign(predicted[moved] - previous[moved])
+                                            == np.sign(actual[moved] - previous[moved]))) if moved.any() else float("nan"),
+    }
+
+
+SCORERS = {"binary": score_binary, "regression": score_regression}
+
+
 def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Score the saved model and the baseline; returns the metrics written to metrics.json."""
+    """Score the saved model and its baseline on the same test split; returns what metrics.json holds."""
     data = data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name))
     run_info = io.read_json(outputs.model / "run.json")
     model = keras.models.load_model(outputs.model / "model.keras")
-    p_model = model.predict(data["x_test"], batch_size=512, verbose=0).ravel()
-    p_baseline = bag_of_words_logistic_regression(data["x_train"], data["y_train"], data["x_test"],
-                                                  cfg.data.num_words, seed=int(cfg.seed))
-    provenance = data["meta"]["provenance"]
+    meta = data["meta"]
+    provenance = meta["provenance"]
+    with io.atomic_dir(outputs.figures) as figures:
+        scores = SCORERS[meta["task"]](cfg, model, data, figures)
+        plot_history(outputs.metrics / "history.csv", figures / "training_curves.png", cfg.experiment_name)
+        io.write_json(figures / "data.json", {"provenance": provenance, "prepared_sha256": meta["sha256"],
+                                              "shapes": meta["shapes"]})
+    primary = scores.pop("primary")
+    model_value, baseline_value = scores["model"][primary["name"]], scores["baseline"][primary["name"]]
+    primary.update(model=model_value, baseline=baseline_value,
+                   beats_baseline=bool(model_value > baseline_value if primary["higher_is_better"]
+                                       else model_value < baseline_value))
     metrics = {
         "experiment": str(cfg.experiment_name),
         "data": {"dataset": str(cfg.data.name), "source": provenance["source"],
                  "synthetic": bool(provenance.get("synthetic")),
                  "label": provenance.get("label", "real data"),
                  "n_train": int(len(data["y_train"])), "n_test": int(len(data["y_test"]))},
-        "model": classification_metrics(data["y_test"], p_model),
-        "baseline": {"name": BASELINE_NAME, **classification_metrics(data["y_test"], p_baseline)},
+        **scores,
+        "primary": primary,
         "run_id": run_info["run_id"],
     }
-
-    with io.atomic_dir(outputs.figures) as figures:
-        plot_history(outputs.metrics / "history.csv", figures / "training_curves.png", cfg.experiment_name)
-        plot_confusion(metrics, figures / "confusion_matrix.png")
-        io.write_json(figures / "examples.json", examples(data, p_model, p_baseline))
-        io.write_json(figures / "data.json", {"provenance": provenance, "prepared_sha256": data["meta"]["sha256"],
-                                              "shapes": data["meta"]["shapes"]})
     io.write_json(outputs.metrics / "metrics.json", metrics)
 
     with tracking.run(str(cfg.tracking.experiment or cfg.experiment_name), run_id=run_info["run_id"]):
-        flat = {f"test_{k}": v for k, v in metrics["model"].items() if k != "confusion_matrix"}
+        flat = {f"test_{k}": v for k, v in metrics["model"].items() if isinstance(v, float)}
         flat.update({f"baseline_{k}": v for k, v in metrics["baseline"].items() if isinstance(v, float)})
         mlflow.log_metrics(flat)
         mlflow.log_artifact(str(outputs.metrics / "metrics.json"))
         mlflow.log_artifacts(str(outputs.figures), "figures")
-    log.info("evaluated %s: accuracy %.4f (baseline %.4f)", cfg.experiment_name,
-             metrics["model"]["accuracy"], metrics["baseline"]["accuracy"])
+    log.info("evaluated %s: %s %.4f (baseline %.4f)", cfg.experiment_name, primary["name"], model_value, baseline_value)
     return metrics
 
 
@@ -99,7 +151,8 @@ def plot_history(history_csv: Path, out: Path, title: str) -> None:
         rows = list(csv.DictReader(fh))
     epochs = [int(r["epoch"]) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    second = "accuracy" if rows and "accuracy" in rows[0] else "mae"
+    for ax, metric in zip(axes, ("loss", second)):
         for prefix, style in (("", "o-"), ("val_", "s--")):
             key = prefix + metric
             if rows and key in rows[0]:
@@ -110,15 +163,12 @@ def plot_history(history_csv: Path, out: Path, title: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"{title}: training curves")
-    fig.tight_layout()
-    with io.atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
-def plot_confusion(metrics: dict[str, Any], out: Path) -> None:
+def plot_confusion(experiment: str, meta: dict[str, Any], scores: dict[str, Any], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
-    for ax, (name, part) in zip(axes, (("model", metrics["model"]), ("baseline", metrics["baseline"]))):
+    for ax, (name, part) in zip(axes, (("model", scores["model"]), ("baseline", scores["baseline"]))):
         matrix = np.asarray(part["confusion_matrix"])
         ax.imshow(matrix, cmap="Blues")
         middle = (matrix.min() + matrix.max()) / 2  # imshow stretches the colours from min to max
@@ -129,8 +179,28 @@ def plot_confusion(metrics: dict[str, Any], out: Path) -> None:
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{name}: accuracy {part['accuracy']:.3f}")
-    data = metrics["data"]
-    fig.suptitle(f"{metrics['experiment']} on {data['dataset']} ({data['label']})")
+    fig.suptitle(f"{experiment} on {meta['dataset']} ({meta['provenance'].get('label', 'real data')})")
+    _save(fig, out)
+
+
+def plot_series(experiment: str, data: dict[str, Any], predicted: np.ndarray, out: Path) -> None:
+    """The test part: actual values, the model's predictions and persistence; the training tail for context."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    t_test = data["t_test"]
+    if "series_raw" in data:
+        ax.plot(np.arange(len(data["series_raw"])), data["series_raw"], color="0.75", lw=0.8, label="series")
+        ax.axvline(t_test[0], color="red", lw=1, label="train/test boundary")
+    ax.plot(t_test, data["y_test_raw"], "k.-", lw=1, label="actual")
+    ax.plot(t_test, predicted, "-", color="tab:blue", label="model")
+    ax.plot(t_test, data["previous_test_raw"], "--", color="tab:orange", label="persistence")
+    ax.set_xlabel(data["meta"].get("time_label", "t"))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"{experiment}: test predictions ({data['meta']['provenance'].get('label', 'real data')})")
+    _save(fig, out)
+
+
+def _save(fig: plt.Figure, out: Path) -> None:
     fig.tight_layout()
     with io.atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

@@ -31,38 +31,57 @@ th {{ background: #f3f3f3; }} img {{ max-width: 100%; }} code {{ background: #f5
 """
 
 
-def section(experiment: str) -> str:
-    outputs = paths.Outputs.pipeline(experiment)
-    metrics = io.read_json(outputs.metrics / "metrics.json")
-    data_info = io.read_json(outputs.figures / "data.json")
-    example_rows = io.read_json(outputs.figures / "examples.json")
+FIGURE_TITLES = {"training_curves.png": "training curves", "confusion_matrix.png": "confusion matrices",
+                 "predictions.png": "test predictions"}
+
+
+def leaderboard(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| experiment | data | metric | model | baseline | beats baseline |", "|---|---|---|---|---|---|"]
+    for m in rows:
+        p = m["primary"]
+        better = "higher" if p["higher_is_better"] else "lower"
+        data = m["data"]["label"] if m["data"]["synthetic"] or m["data"]["source"] == "sample" else "real"
+        lines.append(f"| [{m['experiment']}](#{m['experiment']}) | {m['data']['dataset']}: {data} | "
+                     f"{p['name']} ({better} is better) | {p['model']:.4f} | {p['baseline']:.4f} "
+                     f"({m['baseline']['name']}) | {'yes' if p['beats_baseline'] else '**no**'} |")
+    return lines
+
+
+def section(experiment: str, metrics: dict[str, Any]) -> str:
+    figures_dir = paths.Outputs.pipeline(experiment).figures
+    data_info = io.read_json(figures_dir / "data.json")
     data, model, baseline = metrics["data"], metrics["model"], metrics["baseline"]
     provenance = data_info["provenance"]
     lines = [f"## {experiment}", ""]
-    if data["synthetic"]:
+    if data["synthetic"] or data["source"] == "sample":
         lines += [f'<p class="synthetic"><b>{data["label"].upper()}</b>: these numbers come from the '
-                  "project's generated reviews, not from IMDB. They show the pipeline works and that word "
-                  "order matters; they say nothing about real reviews.</p>", ""]
-    lines += [
-        f"Data: **{data['dataset']}** from source **{data['source']}** ({data['label']}); "
-        f"{data['n_train']} training and {data['n_test']} test reviews.", "",
-        "| | accuracy | log loss | ROC AUC |", "|---|---|---|---|",
-        f"| model ({experiment}) | {model['accuracy']:.4f} | {model['loss']:.4f} | {model['roc_auc']:.4f} |",
-        f"| baseline ({baseline['name']}) | {baseline['accuracy']:.4f} | {baseline['loss']:.4f} | "
-        f"{baseline['roc_auc']:.4f} |", "",
-        f"MLflow run: `{metrics['run_id']}`", "",
-        f"![training curves](experiments/{experiment}/training_curves.png)", "",
-        f"![confusion matrices](experiments/{experiment}/confusion_matrix.png)", "",
-        "### Test reviews and predictions", "",
-        "| review | label | P(positive) model | P(positive) baseline |", "|---|---|---|---|",
-    ]
-    for row in example_rows:
-        text = html.escape(row["text"][:300] + ("…" if len(row["text"]) > 300 else "")).replace("|", "\\|")
-        label = "positive" if row["label"] else "negative"
-        lines.append(f"| {text} | {label} | {row['p_model']:.3f} | {row['p_baseline']:.3f} |")
-    lines += ["", "### Where the data came from", "", "| | |", "|---|---|"]
-    for key in ("source", "requested_source", "fallback_reason", "url", "path", "loader", "generator", "seed",
-                "sha256", "fetched_at"):
+                  "project's offline sample, not from the real dataset. They show the pipeline works; "
+                  "they say nothing about real data.</p>", ""]
+    lines += [f"Data: **{data['dataset']}** from source **{data['source']}** ({data['label']}); "
+              f"{data['n_train']} training and {data['n_test']} test examples.", ""]
+    keys = [k for k, v in model.items() if isinstance(v, float) and isinstance(baseline.get(k), float)]
+    lines += ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|",
+              f"| model ({experiment}) | " + " | ".join(f"{model[k]:.4f}" for k in keys) + " |",
+              f"| baseline ({baseline['name']}) | " + " | ".join(f"{baseline[k]:.4f}" for k in keys) + " |", ""]
+    extras = {k: v for k, v in model.items() if isinstance(v, float) and k not in keys}
+    if "noise_floor_mse" in metrics:
+        extras["noise floor (mse)"] = metrics["noise_floor_mse"]
+    if extras:
+        lines += ["Also: " + ", ".join(f"{k} {v:.4f}" for k, v in extras.items()) + ".", ""]
+    lines += [f"MLflow run: `{metrics['run_id']}`", ""]
+    for png in sorted(figures_dir.glob("*.png")):
+        lines += [f"![{FIGURE_TITLES.get(png.name, png.stem)}](experiments/{experiment}/{png.name})", ""]
+    if (figures_dir / "examples.json").is_file():
+        lines += ["### Test reviews and predictions", "",
+                  "| review | label | P(positive) model | P(positive) baseline |", "|---|---|---|---|"]
+        for row in io.read_json(figures_dir / "examples.json"):
+            text = html.escape(row["text"][:300] + ("…" if len(row["text"]) > 300 else "")).replace("|", "\\|")
+            label = "positive" if row["label"] else "negative"
+            lines.append(f"| {text} | {label} | {row['p_model']:.3f} | {row['p_baseline']:.3f} |")
+        lines.append("")
+    lines += ["### Where the data came from", "", "| | |", "|---|---|"]
+    for key in ("source", "label", "requested_source", "fallback_reason", "url", "path", "ticker", "loader",
+                "generator", "seed", "first_date", "last_date", "sha256", "fetched_at"):
         if key in provenance:
             lines.append(f"| {key} | `{provenance[key]}` |")
     lines.append(f"| prepared sha256 | `{data_info['prepared_sha256']}` |")
@@ -73,15 +92,16 @@ def section(experiment: str) -> str:
 
 
 def build_report(experiments: list[str]) -> dict[str, Any]:
+    all_metrics = [io.read_json(paths.Outputs.pipeline(name).metrics / "metrics.json") for name in experiments]
     body = ["# rnnlab report", "",
-            "Each experiment beside a simple baseline on the same test split. "
-            "Rebuilt by `dvc repro`; compare runs in the MLflow UI (`make mlflow-ui`).", ""]
-    body += [section(name) for name in experiments]
+            "Each experiment beside a simple baseline on the same test split. Rebuilt by `dvc repro`; "
+            "compare runs in the MLflow UI (`make mlflow-ui`).", "", *leaderboard(all_metrics), ""]
+    body += [section(name, metrics) for name, metrics in zip(experiments, all_metrics)]
     text = "\n".join(body)
     reports = paths.ROOT / "reports"
     io.write_text(reports / "index.md", text)
     io.write_text(reports / "index.html",
-                  HTML_PAGE.format(body=markdown.markdown(text, extensions=["tables"])))
+                  HTML_PAGE.format(body=markdown.markdown(text, extensions=["tables", "toc"])))
     return {"experiments": experiments, "path": str(reports / "index.md")}
 
 
