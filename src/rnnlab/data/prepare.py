@@ -219,7 +219,7 @@ class CharVocabulary:
             raise ValueError("chars must be distinct and sorted; build the vocabulary with from_text")
 
     @classmethod
-    def from_text(cls, text: str) -> "CharVocabulary":
+    def from_text(cls, text: str) -> CharVocabulary:
         return cls("".join(sorted(set(text))))
 
     @property
@@ -258,7 +258,7 @@ class CharVocabulary:
         return {"chars": self.chars, "unknown_id": self.UNKNOWN_ID, "unknown_char": self.UNKNOWN_CHAR}
 
     @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> "CharVocabulary":
+    def from_dict(cls, state: dict[str, Any]) -> CharVocabulary:
         # Ids written under another unknown-id policy would be read shifted by one.
         if (state["unknown_id"], state["unknown_char"]) != (cls.UNKNOWN_ID, cls.UNKNOWN_CHAR):
             raise ValueError(f"vocabulary uses unknown id {state['unknown_id']!r}; this code uses {cls.UNKNOWN_ID}")
