@@ -1,9 +1,18 @@
 """Preprocessing, and the DVC stage `prepare`: fetched data into model-ready arrays
 in data/prepared/<dataset>/.
 
+The library part (first half) is what every experiment uses to turn series and text
+into model inputs without Python loops over samples and without materialising
+one-hot tensors: `pad` for reviews, `sliding_windows` / `windows_from` for series,
+`chronological_split` / `split_at_date` for splits in time order, `fit_scaler` and
+its JSON form, `CharVocabulary`, and `OneHotWindows` batches for character models.
+Reviews need no wrapper for a stratified split: use
+sklearn.model_selection.train_test_split(x, y, stratify=y, random_state=seed).
+
 arrays.npz holds the arrays (x_train, y_train, x_test, y_test, ...; no pickle);
 meta.json records the shapes, the settings, the sha256 of raw and prepared data,
-and the raw provenance.
+and the raw provenance. Scalers and vocabularies are stored as JSON (their
+to_dict forms), never pickled.
 """
 
 from __future__ import annotations
@@ -11,13 +20,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
+import pandas as pd
 from filelock import FileLock
+from numpy.lib.stride_tricks import sliding_window_view
 from omegaconf import OmegaConf
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from rnnlab import io, paths
 from rnnlab.cli import run_stage
@@ -31,6 +45,285 @@ def pad(sequences: list, maxlen: int, padding: str = "pre", truncating: str = "p
     """Pad with 0 or cut every sequence to `maxlen` ids (keras.utils.pad_sequences)."""
     return keras.utils.pad_sequences(sequences, maxlen=maxlen, padding=padding, truncating=truncating,
                                      dtype="int32", value=0)
+
+
+def sliding_windows(series: np.ndarray, window: int, horizon: int = 1,
+                    step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Every input window of `series` with its target, as views (no copy, no loop).
+
+    Time runs along axis 0; any further axes are features. Window k starts at row
+    s = k * step and covers rows s .. s + window - 1; its target is row
+    s + window - 1 + horizon, i.e. `horizon` steps after the window's last row
+    (horizon=1: the next row). Only windows whose target exists are returned, so
+    there are (len(series) - window - horizon) // step + 1 of them.
+
+    Returns (inputs, targets) of shapes (windows, window, *features) and
+    (windows, *features). inputs is a read-only view and targets a view of
+    `series`: copy them before changing them in place.
+
+    A series shorter than window + horizon has no window at all; that raises
+    ValueError rather than returning empty arrays, which would only fail later
+    inside model.fit with a less clear message.
+    """
+    series = np.asarray(series)
+    if min(window, horizon, step) < 1:
+        raise ValueError(f"window, horizon and step must be at least 1, got {window}, {horizon}, {step}")
+    if series.ndim == 0 or len(series) < window + horizon:
+        raise ValueError(f"a series of {len(series) if series.ndim else 0} steps has no window of {window} "
+                         f"steps with a target {horizon} step(s) later; it needs at least {window + horizon}")
+    # Windows may only start where their target still lies inside the series.
+    inputs = sliding_window_view(series[:len(series) - horizon], window, axis=0)[::step]
+    # sliding_window_view puts the window axis last; models want (samples, time, features).
+    inputs = np.moveaxis(inputs, -1, 1)
+    targets = series[window + horizon - 1::step]
+    return inputs, targets
+
+
+def windows_from(series: np.ndarray, first_target: int, window: int, horizon: int = 1,
+                 step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The windows whose targets are rows first_target, first_target + step, ... of `series`.
+
+    This is how test windows are built after a chronological split: `series` is the
+    train part followed by the test part and first_target = len(train part), so every
+    target is a test row while the inputs of the first windows reach back into the
+    last training rows (the course's stock split: 40-day windows, targets in
+    January 2020, inputs from November and December 2019 for the first ones).
+    """
+    start = first_target - (window + horizon - 1)
+    if start < 0:
+        raise ValueError(f"a target at row {first_target} needs {window + horizon - 1} rows before it "
+                         f"(window {window}, horizon {horizon})")
+    return sliding_windows(series[start:], window, horizon, step)
+
+
+def chronological_split(n: int, fractions: Sequence[float] | None = None, *,
+                        boundaries: Sequence[int] | None = None) -> tuple[slice, slice, slice]:
+    """Train, validation and test slices of n rows (or characters), in this order, unshuffled.
+
+    Give either fractions=(train, validation, test) summing to 1, cut at the rounded
+    row counts, or boundaries=(validation_start, test_start). Shuffling before a
+    split would let a model see the future of the series or text it is tested on.
+    A fraction of 0 gives an empty part (text models often have no validation).
+    """
+    if (fractions is None) == (boundaries is None):
+        raise ValueError("give either fractions or boundaries")
+    if fractions is not None:
+        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9:
+            raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+        boundaries = (round(n * fractions[0]), round(n * (fractions[0] + fractions[1])))
+    if len(boundaries) != 2 or not 0 <= boundaries[0] <= boundaries[1] <= n:
+        raise ValueError(f"boundaries must be (validation_start, test_start) with "
+                         f"0 <= validation_start <= test_start <= {n}, got {boundaries}")
+    val_start, test_start = boundaries
+    return slice(0, val_start), slice(val_start, test_start), slice(test_start, n)
+
+
+def split_at_date(frame: pd.DataFrame, test_start: str | pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows dated before `test_start` (train) and from `test_start` on (test).
+
+    Test windows whose inputs reach back into the train part come from
+    windows_from(np.concatenate([train, test]), len(train), window).
+    """
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise TypeError(f"split_at_date needs a DatetimeIndex, got {type(frame.index).__name__}")
+    # Unsorted dates would put later rows in train; refuse instead of sorting silently.
+    if not frame.index.is_monotonic_increasing:
+        raise ValueError("the dates are not in increasing order; sort the frame first")
+    cut = frame.index.searchsorted(pd.Timestamp(test_start), side="left")
+    return frame.iloc[:cut], frame.iloc[cut:]
+
+
+SCALERS = {"minmax": MinMaxScaler, "standard": StandardScaler}
+# What a fitted scaler's transform and inverse_transform read, per kind.
+_FITTED = {"minmax": ("min_", "scale_", "data_min_", "data_max_", "data_range_"),
+           "standard": ("mean_", "var_", "scale_")}
+
+
+def fit_scaler(values_train: np.ndarray, kind: str = "minmax") -> MinMaxScaler | StandardScaler:
+    """A scaler fitted on the training part only, so nothing about the test part leaks
+    into training; test values may then fall outside [0, 1] with "minmax".
+
+    values_train is (rows, features); a single series is one column, values[:, None].
+    It is taken as a plain array so the scaler needs no column names later.
+    """
+    if kind not in SCALERS:
+        raise ValueError(f"unknown scaler kind {kind!r}; choose one of {sorted(SCALERS)}")
+    return SCALERS[kind]().fit(np.asarray(values_train))
+
+
+def scaler_to_dict(scaler: MinMaxScaler | StandardScaler) -> dict[str, Any]:
+    """A JSON-serialisable form that scaler_from_dict turns back into an identical scaler.
+
+    Arrays keep their dtype, and JSON floats round-trip exactly (Python writes the
+    shortest repr that reads back to the same float), so transform and
+    inverse_transform give bit-identical results after the round trip.
+    """
+    kinds = {cls: kind for kind, cls in SCALERS.items()}
+    if type(scaler) not in kinds:
+        raise TypeError(f"cannot serialise a {type(scaler).__name__}; kinds: {sorted(SCALERS)}")
+    kind = kinds[type(scaler)]
+    fitted = {name: _array_to_json(getattr(scaler, name)) for name in _FITTED[kind]}
+    return {"kind": kind, "params": scaler.get_params(), "fitted": fitted,
+            "n_features_in": int(scaler.n_features_in_),
+            "n_samples_seen": _array_to_json(scaler.n_samples_seen_)}
+
+
+def scaler_from_dict(state: dict[str, Any]) -> MinMaxScaler | StandardScaler:
+    """The scaler that scaler_to_dict described."""
+    params = dict(state["params"])
+    if "feature_range" in params:
+        params["feature_range"] = tuple(params["feature_range"])  # JSON made the tuple a list
+    scaler = SCALERS[state["kind"]](**params)
+    for name, value in state["fitted"].items():
+        setattr(scaler, name, _array_from_json(value))
+    scaler.n_features_in_ = state["n_features_in"]
+    scaler.n_samples_seen_ = _array_from_json(state["n_samples_seen"])
+    return scaler
+
+
+def _array_to_json(value: Any) -> Any:
+    if value is None or isinstance(value, int):
+        return value
+    array = np.asarray(value)
+    return {"dtype": array.dtype.str, "shape": list(array.shape), "values": array.ravel().tolist()}
+
+
+def _array_from_json(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    array = np.asarray(value["values"], dtype=value["dtype"]).reshape(value["shape"])
+    return array[()] if array.ndim == 0 else array  # a scalar stays a numpy scalar
+
+
+@dataclass(frozen=True)
+class CharVocabulary:
+    """Characters of the training text and their ids.
+
+    Id 0 is reserved for characters the training text lacks; chars[i] has id i + 1
+    in sorted order, so the same text always gives the same ids (the course
+    enumerated a set, whose order changes from run to run). Encoding maps an
+    unknown character to 0 and logs how many there were, rather than failing: a
+    test part may hold a few characters the training part never used (the
+    Gutenberg footer of Alice has some), and a model that never saw id 0 as a
+    target simply never predicts it. Decoding writes id 0 as U+FFFD, the Unicode
+    replacement character.
+    """
+
+    chars: str
+
+    UNKNOWN_ID: ClassVar[int] = 0
+    UNKNOWN_CHAR: ClassVar[str] = "\ufffd"
+
+    def __post_init__(self) -> None:
+        if list(self.chars) != sorted(set(self.chars)):
+            raise ValueError("chars must be distinct and sorted; build the vocabulary with from_text")
+
+    @classmethod
+    def from_text(cls, text: str) -> CharVocabulary:
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def size(self) -> int:
+        """Number of ids, the unknown one included: the width of a one-hot row."""
+        return len(self.chars) + 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The smallest unsigned type holding every id: uint8 up to 255 characters."""
+        return np.min_scalar_type(self.size - 1)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of the characters of `text`, one per character, as `dtype`."""
+        codes = _code_points(text)
+        known = _code_points(self.chars)
+        # A table indexed by code point; every code point above the largest known one is
+        # clipped to the last slot, which like every gap holds the unknown id.
+        table = np.full(int(known.max(initial=0)) + 2, self.UNKNOWN_ID, dtype=self.dtype)
+        table[known] = np.arange(1, self.size)
+        ids = table[np.minimum(codes, len(table) - 1)]
+        unknown = int(np.count_nonzero(ids == self.UNKNOWN_ID))
+        if unknown:
+            log.warning("%d of %d characters are not in the vocabulary; encoded as id %d",
+                        unknown, len(ids), self.UNKNOWN_ID)
+        return ids
+
+    def decode(self, ids: np.ndarray) -> str:
+        """The text that `ids` encode; the unknown id becomes U+FFFD."""
+        ids = np.asarray(ids)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.size):
+            raise ValueError(f"ids must lie in [0, {self.size}), got {ids.min()} .. {ids.max()}")
+        return _code_points(self.UNKNOWN_CHAR + self.chars)[ids].tobytes().decode("utf-32-le")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chars": self.chars, "unknown_id": self.UNKNOWN_ID, "unknown_char": self.UNKNOWN_CHAR}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> CharVocabulary:
+        # Ids written under another unknown-id policy would be read shifted by one.
+        if (state["unknown_id"], state["unknown_char"]) != (cls.UNKNOWN_ID, cls.UNKNOWN_CHAR):
+            raise ValueError(f"vocabulary uses unknown id {state['unknown_id']!r}; this code uses {cls.UNKNOWN_ID}")
+        return cls(state["chars"])
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The Unicode code points of `text` without a Python loop: UTF-32 spends 4 bytes on each."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+
+
+class OneHotWindows(keras.utils.PyDataset):
+    """Batches of one-hot character windows and the ids of the characters that follow.
+
+    Window k starts at id s = k * step: x[k] is the one-hot form of ids[s : s + window]
+    (float32, shape (window, vocab_size)) and y[k] = ids[s + window], the next
+    character's id (int32). Sparse targets go with sparse_categorical_crossentropy;
+    one-hot targets would add batch x vocab floats per batch and say nothing more.
+
+    Only one batch is ever one-hot: memory is the ids, a view of their windows and
+    the order of the windows (8 bytes per window), never windows x window x vocab.
+
+    With shuffle=True the windows are permuted across batches by a numpy Generator
+    seeded with `seed`, and again at every epoch end, so the sequence of epochs is
+    the same for the same seed. Pass shuffle=False to model.fit: its own shuffling
+    reorders whole batches with Python's global random module, outside this seed.
+    The last batch holds the remaining windows and may be smaller.
+
+    It returns numpy arrays only, so it works on every Keras backend (TensorFlow
+    here, JAX on the GPU machines). Extra keyword arguments (workers, ...) go to
+    keras.utils.PyDataset.
+    """
+
+    def __init__(self, ids: np.ndarray, window: int, vocab_size: int, batch_size: int = 128,
+                 step: int = 1, shuffle: bool = False, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"ids must be a 1-D integer array, got {ids.dtype} of shape {ids.shape}")
+        # Checked once here, so that a bad id fails now and not in the middle of an epoch.
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+            raise ValueError(f"ids must lie in [0, {vocab_size}), got {ids.min()} .. {ids.max()}")
+        self.inputs, self.targets = sliding_windows(ids, window, horizon=1, step=step)
+        self.vocab_size, self.batch_size, self.shuffle = vocab_size, batch_size, shuffle
+        self._rng = np.random.default_rng(seed)
+        count = len(self.targets)
+        self.order = self._rng.permutation(count) if shuffle else np.arange(count)
+        # Flat offset of each (sample, time) row of a batch: one np.put sets all its ones.
+        self._row_offsets = np.arange(batch_size * window) * vocab_size
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        windows = self.inputs[rows]
+        x = np.zeros((*windows.shape, self.vocab_size), dtype=np.float32)
+        np.put(x, self._row_offsets[:windows.size] + windows.ravel(), 1.0)
+        return x, self.targets[rows].astype(np.int32)
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self._rng.shuffle(self.order)
 
 
 def prepare_reviews(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
