@@ -23,15 +23,16 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score  # noqa: E402
 
 from rnnlab import io, paths, tracking  # noqa: E402
-from rnnlab.baselines import bag_of_words_logistic_regression  # noqa: E402
+from rnnlab.baselines import CharNGram, bag_of_words_logistic_regression  # noqa: E402
 from rnnlab.cli import run_stage  # noqa: E402
 from rnnlab.config import validate  # noqa: E402
-from rnnlab.data.prepare import load_prepared, scaler_from_dict  # noqa: E402
+from rnnlab.data.prepare import CharVocabulary, OneHotWindows, load_prepared, scaler_from_dict  # noqa: E402
 from rnnlab.data.sources.imdb import decode  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 BASELINE_NAME = "bag-of-words logistic regression"
+NGRAM_ORDER = 5
 N_EXAMPLES = 6
 
 
@@ -95,7 +96,58 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray, previous: np.n
     }
 
 
-SCORERS = {"binary": score_binary, "regression": score_regression}
+def score_text(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
+    """A character model: bits per character on the held-out end of the text, beside a
+    character n-gram on the same targets; and generated samples."""
+    meta = data["meta"]
+    window, vocab_size = meta["input_spec"]["length"], meta["input_spec"]["features"]
+    test = OneHotWindows(data["ids_test"], window, vocab_size, batch_size=512)
+    bits, correct = [], []
+    for i in range(len(test)):
+        x, y = test[i]
+        p = np.asarray(model(x, training=False))
+        bits.append(-np.log2(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)))
+        correct.append(p.argmax(axis=1) == y)
+    bits, correct = np.concatenate(bits), np.concatenate(correct)
+    ngram = CharNGram(NGRAM_ORDER, vocab_size).fit(data["ids_train"])
+    baseline_bits = ngram.bits_per_char(data["ids_test"], first_target=window)
+    vocab = CharVocabulary.from_dict(meta["vocabulary"])
+    samples = generate_samples(model, vocab, data["ids_test"], window, int(cfg.seed))
+    io.write_json(figures / "samples.json", samples)
+    return {"model": {"bits_per_char": float(bits.mean()), "next_char_accuracy": float(correct.mean())},
+            "baseline": {"name": f"character {NGRAM_ORDER}-gram (Witten-Bell)", "bits_per_char": baseline_bits},
+            "primary": {"name": "bits_per_char", "higher_is_better": False}}
+
+
+def generate_samples(model: keras.Model, vocab: Any, ids: np.ndarray, window: int, seed: int,
+                     length: int = 200, n_seeds: int = 2) -> list[dict[str, Any]]:
+    """Text continued from fixed seed windows of the test part: greedy (as the course) and sampled."""
+    rng = np.random.default_rng(seed)
+    starts = np.linspace(0, len(ids) - window - 1, n_seeds).astype(int)
+    out = []
+    for start in starts:
+        seed_ids = [int(i) for i in ids[start:start + window]]
+        row = {"seed": vocab.decode(np.array(seed_ids))}
+        for temperature in (0.0, 0.5, 1.0):
+            context, generated = list(seed_ids), []
+            for _ in range(length):
+                x = np.zeros((1, window, vocab.size), dtype=np.float32)
+                x[0, np.arange(window), context[-window:]] = 1.0
+                p = np.asarray(model(x, training=False))[0].astype(np.float64)
+                if temperature == 0.0:
+                    nxt = int(p.argmax())
+                else:
+                    logits = np.log(np.clip(p, 1e-12, 1.0)) / temperature
+                    q = np.exp(logits - logits.max())
+                    nxt = int(rng.choice(len(q), p=q / q.sum()))
+                context.append(nxt)
+                generated.append(nxt)
+            row["greedy" if temperature == 0.0 else f"temperature {temperature}"] = vocab.decode(np.array(generated))
+        out.append(row)
+    return out
+
+
+SCORERS = {"binary": score_binary, "regression": score_regression, "classes": score_text}
 
 
 def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -120,7 +172,8 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
         "data": {"dataset": str(cfg.data.name), "source": provenance["source"],
                  "synthetic": bool(provenance.get("synthetic")),
                  "label": provenance.get("label", "real data"),
-                 "n_train": int(len(data["y_train"])), "n_test": int(len(data["y_test"]))},
+                 "n_train": int(meta.get("n_train", len(data.get("y_train", [])))),
+                 "n_test": int(meta.get("n_test", len(data.get("y_test", []))))},
         **scores,
         "primary": primary,
         "run_id": run_info["run_id"],

@@ -79,6 +79,16 @@ def section(experiment: str, metrics: dict[str, Any]) -> str:
             label = "positive" if row["label"] else "negative"
             lines.append(f"| {text} | {label} | {row['p_model']:.3f} | {row['p_baseline']:.3f} |")
         lines.append("")
+    if (figures_dir / "samples.json").is_file():
+        lines += ["### Generated text", "", "200 characters after each seed window: greedy, as the course "
+                  "generated, and sampled at two temperatures.", ""]
+        for row in io.read_json(figures_dir / "samples.json"):
+            lines.append(f"Seed `{row['seed']!r}`:")
+            lines.append("")
+            for key, text in row.items():
+                if key != "seed":
+                    lines.append(f"- {key}: `{text!r}`")
+            lines.append("")
     lines += ["### Where the data came from", "", "| | |", "|---|---|"]
     for key in ("source", "label", "requested_source", "fallback_reason", "url", "path", "ticker", "loader",
                 "generator", "seed", "first_date", "last_date", "sha256", "fetched_at"):

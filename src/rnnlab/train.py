@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab import io, paths, tracking
 from rnnlab.cli import USER_ERRORS, run_stage
 from rnnlab.config import ConfigError, validate
-from rnnlab.data.prepare import ensure_prepared, load_prepared
+from rnnlab.data.prepare import OneHotWindows, ensure_prepared, load_prepared
 from rnnlab.models.keras_models import build_model, compile_model
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,8 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
     with tracking.run(_mlflow_experiment(cfg), run_name=run_name, tags=tracking.run_tags(cfg, meta)) as active:
         mlflow.log_params(tracking.flat_params(cfg))
         mlflow.log_text(OmegaConf.to_yaml(cfg), "config.yaml")
-        history = model.fit(
-            data["x_train"], data["y_train"],
-            batch_size=cfg.trainer.batch_size, epochs=cfg.trainer.epochs,
-            validation_split=cfg.trainer.validation_split,
-            callbacks=[tracking.EpochLogger()], verbose=cfg.trainer.verbose,
-        )
+        history = model.fit(**fit_inputs(cfg, data), epochs=cfg.trainer.epochs,
+                            callbacks=[tracking.EpochLogger()], verbose=cfg.trainer.verbose)
         with io.atomic_dir(outputs.model) as tmp:
             model.save(tmp / "model.keras")
             io.write_json(tmp / "run.json", {"run_id": active.info.run_id,
@@ -62,6 +58,23 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
         mlflow.log_artifact(str(outputs.model / "model.keras"), "model")
     log.info("trained %s: run %s -> %s", cfg.experiment_name, active.info.run_id, outputs.model)
     return active.info.run_id
+
+
+def fit_inputs(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """What model.fit reads: arrays, or for a text, one-hot windows built batch by batch.
+
+    A character model validates on the held-out end of the text, the metric the
+    course reports; every other model holds out `trainer.validation_split` of its
+    training data, so its test split stays unseen until evaluate.
+    """
+    if "ids_train" in data:
+        spec = data["meta"]["input_spec"]
+        window, vocab, batch = spec["length"], spec["features"], cfg.trainer.batch_size
+        return {"x": OneHotWindows(data["ids_train"], window, vocab, batch, step=cfg.data.step, shuffle=True,
+                                   seed=int(cfg.seed)),
+                "validation_data": OneHotWindows(data["ids_test"], window, vocab, batch)}
+    return {"x": data["x_train"], "y": data["y_train"], "batch_size": cfg.trainer.batch_size,
+            "validation_split": cfg.trainer.validation_split}
 
 
 def write_history(history: dict[str, list[float]], path: Path) -> None:

@@ -37,6 +37,7 @@ from rnnlab import io, paths
 from rnnlab.cli import run_stage
 from rnnlab.config import data_part
 from rnnlab.data.fetch import fetch, load_raw
+from rnnlab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 
@@ -341,9 +342,77 @@ def prepare_reviews(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarra
     return arrays, extra
 
 
+def prepare_sine(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The course's sine wave: windows of `window` points, the next point as target.
+
+    Test targets are the points after train_size; their first windows reach back
+    into the training part, as a forecaster's would.
+    """
+    values = raw["values"]
+    split = data.train_size
+    x_train, y_train = sliding_windows(values[:split], data.window)
+    x_test, y_test = windows_from(values, split, data.window)
+    shape = (1, data.window) if data.framing == "features" else (data.window, 1)
+    arrays = {"x_train": x_train.reshape(-1, *shape).astype(np.float32), "y_train": y_train.astype(np.float32),
+              "x_test": x_test.reshape(-1, *shape).astype(np.float32), "y_test": y_test.astype(np.float32),
+              "y_test_raw": y_test.copy(), "previous_test_raw": values[split - 1:-1].copy(),
+              "t_test": np.arange(split, len(values)), "series_raw": values}
+    extra = {"task": "regression", "input_spec": {"kind": "series", "length": shape[0], "features": shape[1]},
+             "time_label": "t"}
+    return arrays, extra
+
+
+def prepare_prices(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Daily prices: a scaler fit on the training days, 40-day windows, next-day target.
+
+    The test days are those from test_start on (sample_test_start for the offline
+    sample); their first windows reach back into the last training days.
+    """
+    frame = raw["prices"]
+    test_start = data[raw["provenance"].get("test_split_key", "test_start")]
+    train_part, test_part = split_at_date(frame, test_start)
+    if len(test_part) == 0 or len(train_part) <= data.window:
+        raise DataSourceError(
+            f"prices from {frame.index[0].date()} to {frame.index[-1].date()}: splitting at {test_start} leaves "
+            f"{len(train_part)} training and {len(test_part)} test days; the training part needs more than "
+            f"data.window={data.window} days and the test part at least one. Set data.test_start "
+            "(or use a file that covers both parts).")
+    values = frame[data.price_column].to_numpy(dtype=np.float64)
+    split = len(train_part)
+    scaler = fit_scaler(values[:split].reshape(-1, 1), data.scaler)
+    scaled = scaler.transform(values.reshape(-1, 1)).astype(np.float32)
+    x_train, y_train = sliding_windows(scaled[:split], data.window)
+    x_test, y_test = windows_from(scaled, split, data.window)
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+              "y_test_raw": values[split:], "previous_test_raw": values[split - 1:-1],
+              "t_test": np.arange(split, len(values))}
+    extra = {"task": "regression", "input_spec": {"kind": "series", "length": data.window, "features": 1},
+             "scaler": scaler_to_dict(scaler), "time_label": f"trading day (test from {test_part.index[0].date()})",
+             "test_dates": [str(d.date()) for d in test_part.index]}
+    return arrays, extra
+
+
+def prepare_text(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A book for a character model: the last test_fraction held out, a vocabulary from the rest.
+
+    Only ids are stored; OneHotWindows cuts the windows and one-hot encodes them per batch.
+    """
+    text = raw["text"]
+    split = int(round(len(text) * (1 - data.test_fraction)))
+    vocab = CharVocabulary.from_text(text[:split])
+    ids_train, ids_test = vocab.encode(text[:split]), vocab.encode(text[split:])
+    n_train = (len(ids_train) - data.window - 1) // data.step + 1
+    n_test = len(ids_test) - data.window
+    arrays = {"ids_train": ids_train, "ids_test": ids_test}
+    extra = {"task": "classes", "input_spec": {"kind": "onehot", "length": data.window, "features": vocab.size},
+             "n_outputs": vocab.size, "vocabulary": vocab.to_dict(), "n_train": n_train, "n_test": n_test,
+             "characters": {"train": len(ids_train), "test": len(ids_test)}}
+    return arrays, extra
+
+
 # How each dataset becomes arrays: (raw, data config) -> (arrays for arrays.npz, extra meta).
 # The extra meta names the `task` and the model's `input_spec` (see models/keras_models.py).
-PREPARERS = {"imdb": prepare_reviews}
+PREPARERS = {"imdb": prepare_reviews, "sine": prepare_sine, "prices": prepare_prices, "gutenberg": prepare_text}
 
 
 def prepare(cfg: Any, raw_folder: Path | None = None, out: Path | None = None) -> Path:
