@@ -392,3 +392,18 @@ def test_without_backtesting_the_sample_is_a_labelled_seeded_random_walk(monkeyp
     assert (frame["High"] >= frame[["Open", "Close"]].max(axis=1)).all()
     assert (frame["Low"] <= frame[["Open", "Close"]].min(axis=1)).all() and (frame["Low"] > 0).all()
     assert frame.index[0] >= pd.Timestamp("2004-08-19") and frame.index[-1] <= pd.Timestamp("2013-03-01")
+
+
+def test_yfinance_http_client_still_works_after_tensorflow_is_loaded():
+    """A Hydra run imports TensorFlow before it fetches prices; curl_cffi must survive that."""
+    import subprocess
+    import sys
+
+    code = ("import rnnlab, tensorflow\n"
+            "from curl_cffi import requests\n"
+            "try:\n"
+            "    requests.Session(impersonate='chrome').get('http://127.0.0.1:9/', timeout=3)\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.strip().splitlines()[-1] == "ConnectionError"  # refused, not "ImpersonateError"

@@ -30,6 +30,7 @@ import tenacity
 
 from rnnlab import io
 from rnnlab.data.sources import samples
+from rnnlab.data import download
 from rnnlab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ def load(data: Any, seed: int) -> Prices:
     if data.source == "remote":
         return from_yahoo(data)
     try:
+        if not download.reachable(f"https://{YAHOO_HOST}/"):  # no network: no retries to wait through
+            raise YahooUnreachable("offline", f"Yahoo Finance ({YAHOO_HOST}) is unreachable (no network)")
         return from_yahoo(data)
     except YahooUnreachable as exc:
         sample = from_sample(data, seed)
