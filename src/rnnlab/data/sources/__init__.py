@@ -11,6 +11,6 @@
 `data.source` is auto | remote | local | sample in every module.
 """
 
-from rnnlab.data.sources import imdb
+from rnnlab.data.sources import imdb, phrases
 
-SOURCES = {"imdb": imdb}
+SOURCES = {"imdb": imdb, "phrases": phrases}
