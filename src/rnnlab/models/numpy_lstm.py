@@ -19,12 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from rnnlab.models.numpy_common import Params, RecurrentClassifier, flat_steps
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    # tanh form: no overflow warning from exp(-z) for large negative z, same values.
-    return 0.5 * (np.tanh(0.5 * z) + 1.0)
+from rnnlab.models.numpy_common import Params, RecurrentClassifier, flat_steps, sigmoid, tanh
 
 
 class NumpyLSTM(RecurrentClassifier):
@@ -70,16 +65,17 @@ class NumpyLSTM(RecurrentClassifier):
         hs[:, 0] = 0.0 if h0 is None else h0
         cs[:, 0] = 0.0 if c0 is None else c0
         gates = np.empty((batch, steps, 4 * hidden), dtype=self.dtype)
-        xw = x @ p["W_x"] + p["b"]
+        xw = (flat_steps(x) @ p["W_x"] + p["b"]).reshape(batch, steps, 4 * hidden)
         for t in range(steps):
             h_prev, c_prev = hs[:, t], cs[:, t]
             z = xw[:, t] + h_prev @ p["W_h"]
             act = gates[:, t]
-            act[:] = sigmoid(z)
-            act[:, 2 * hidden:3 * hidden] = np.tanh(z[:, 2 * hidden:3 * hidden])
+            act[:, :2 * hidden] = sigmoid(z[:, :2 * hidden])
+            act[:, 2 * hidden:3 * hidden] = tanh(z[:, 2 * hidden:3 * hidden])
+            act[:, 3 * hidden:] = sigmoid(z[:, 3 * hidden:])
             i, f, g, o = _split(act, hidden)
             c = f * c_prev + i * g
-            h = o * np.tanh(c)
+            h = o * tanh(c)
             if m is not None:
                 c = c_prev + m[:, t] * (c - c_prev)
                 h = h_prev + m[:, t] * (h - h_prev)
@@ -105,6 +101,22 @@ class NumpyLSTM(RecurrentClassifier):
         grads["W_hy"] = flat_steps(states).T @ flat_steps(dlogits)
         grads["b_y"] = flat_steps(dlogits).sum(axis=0)
         from_output = dlogits @ p["W_hy"].T
+        # Everything in a step's local derivatives that does not wait for dL/dh_t, for all
+        # steps at once: with dc the gradient reaching the new cell and dh the one reaching h,
+        #   dz = [dc * g * i(1-i), dc * c_{t-1} * f(1-f), dc * i * (1-g^2), dh * tanh(c_t) * o(1-o)]
+        #   dc = dc_from_t+1 + dh * o * (1 - tanh(c_t)^2)
+        # On a padded step nothing reaches the new cell or h (m = 0) and both dL/dh_t and
+        # dL/dc_t go straight back to step t - 1 through the carry.
+        i, f, g, o = _split(gates, hidden)
+        tanh_c = tanh(cs[:, 1:])
+        local = np.concatenate([g * i * (1.0 - i), cs[:, :-1] * f * (1.0 - f), i * (1.0 - g ** 2),
+                                tanh_c * o * (1.0 - o)], axis=-1)
+        c_from_h = o * (1.0 - tanh_c ** 2)
+        if m is not None:
+            # dc below carries the mask already; only the output gate's block needs it here.
+            local[..., 3 * hidden:] *= m
+            c_from_h *= m
+            carry = 1.0 - m
         dh_all = np.empty((batch, steps, hidden), dtype=self.dtype)
         dz_all = np.empty((batch, steps, 4 * hidden), dtype=self.dtype)
         dh_next = np.zeros((batch, hidden), dtype=self.dtype)
@@ -115,28 +127,22 @@ class NumpyLSTM(RecurrentClassifier):
             else:
                 dh = from_output + dh_next if t == steps - 1 else dh_next
             dh_all[:, t] = dh
-            i, f, g, o = _split(gates[:, t], hidden)
-            # On a real step c_t is the new cell; on a padded one m = 0 below silences it.
-            tanh_c = np.tanh(cs[:, t + 1])
-            dh_new, dc_carried = (dh, dc_next) if m is None else (dh * m[:, t], dc_next * m[:, t])
-            dc = dc_carried + dh_new * o * (1.0 - tanh_c ** 2)
+            if m is None:
+                dc = dc_next + dh * c_from_h[:, t]
+            else:
+                dc = dc_next * m[:, t] + dh * c_from_h[:, t]
             dz = dz_all[:, t]
-            di, df, dg, do = _split(dz, hidden)
-            di[:] = dc * g * i * (1.0 - i)
-            df[:] = dc * cs[:, t] * f * (1.0 - f)
-            dg[:] = dc * i * (1.0 - g ** 2)
-            do[:] = dh_new * tanh_c * o * (1.0 - o)
+            np.multiply(np.concatenate([dc, dc, dc, dh], axis=1), local[:, t], out=dz)
             dh_next = dz @ p["W_h"].T
             if m is None:
-                dc_next = dc * f
+                dc_next = dc * f[:, t]
             else:
-                # A padded step passes dL/dh and dL/dc straight back through the carry.
-                dh_next += (1.0 - m[:, t]) * dh
-                dc_next = dc * f + (1.0 - m[:, t]) * dc_next
+                dh_next += carry[:, t] * dh
+                dc_next = dc * f[:, t] + carry[:, t] * dc_next
         grads["W_x"] = flat_steps(x).T @ flat_steps(dz_all)
         grads["W_h"] = flat_steps(hs[:, :-1]).T @ flat_steps(dz_all)
         grads["b"] = flat_steps(dz_all).sum(axis=0)
-        grads["x"] = dz_all @ p["W_x"].T
+        grads["x"] = (flat_steps(dz_all) @ p["W_x"].T).reshape(x.shape)
         grads["h"] = dh_all
         grads["h0"] = dh_next
         grads["c0"] = dc_next

@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from rnnlab.models.numpy_common import Params, RecurrentClassifier, flat_steps
+from rnnlab.models.numpy_common import Params, RecurrentClassifier, flat_steps, tanh
 
 
 class NumpyRNN(RecurrentClassifier):
@@ -63,10 +63,10 @@ class NumpyRNN(RecurrentClassifier):
         hs = np.empty((batch, steps + 1, p["W_hh"].shape[0]), dtype=self.dtype)
         hs[:, 0] = 0.0 if h0 is None else h0
         # The input's share of every step does not depend on h, so it is one product up front.
-        xw = x @ p["W_xh"] + p["b_h"]
+        xw = (flat_steps(x) @ p["W_xh"] + p["b_h"]).reshape(batch, steps, hs.shape[-1])
         for t in range(steps):
             h_prev = hs[:, t]
-            h = np.tanh(xw[:, t] + h_prev @ p["W_hh"])
+            h = tanh(xw[:, t] + h_prev @ p["W_hh"])
             hs[:, t + 1] = h if m is None else h_prev + m[:, t] * (h - h_prev)
         states = hs[:, 1:] if self.return_sequences else hs[:, -1]
         logits = states @ p["W_hy"] + p["b_y"]
@@ -90,6 +90,12 @@ class NumpyRNN(RecurrentClassifier):
         grads["W_hy"] = flat_steps(states).T @ flat_steps(dlogits)
         grads["b_y"] = flat_steps(dlogits).sum(axis=0)
         from_output = dlogits @ p["W_hy"].T
+        # dh_t/da_t = 1 - h_t^2 (tanh'), for all steps at once. On a padded step nothing goes
+        # into a new state (m = 0) and all of dL/dh_t goes straight back to h_{t-1} (carry).
+        tanh_grad = 1.0 - hs[:, 1:] ** 2
+        if m is not None:
+            tanh_grad *= m
+            carry = 1.0 - m
         dh_all = np.empty((batch, steps, hidden), dtype=self.dtype)
         da_all = np.empty((batch, steps, hidden), dtype=self.dtype)
         dh_next = np.zeros((batch, hidden), dtype=self.dtype)
@@ -99,19 +105,15 @@ class NumpyRNN(RecurrentClassifier):
             else:
                 dh = from_output + dh_next if t == steps - 1 else dh_next
             dh_all[:, t] = dh
-            # tanh' = 1 - h^2; on a padded step nothing goes into the new state, all of dh
-            # goes straight back to h_{t-1} through the carry.
-            da = dh * (1.0 - hs[:, t + 1] ** 2)
-            if m is not None:
-                da *= m[:, t]
-            da_all[:, t] = da
+            da = da_all[:, t]
+            np.multiply(dh, tanh_grad[:, t], out=da)
             dh_next = da @ p["W_hh"].T
             if m is not None:
-                dh_next += (1.0 - m[:, t]) * dh
+                dh_next += carry[:, t] * dh
         grads["W_xh"] = flat_steps(x).T @ flat_steps(da_all)
         grads["W_hh"] = flat_steps(hs[:, :-1]).T @ flat_steps(da_all)
         grads["b_h"] = flat_steps(da_all).sum(axis=0)
-        grads["x"] = da_all @ p["W_xh"].T
+        grads["x"] = (flat_steps(da_all) @ p["W_xh"].T).reshape(x.shape)
         grads["h"] = dh_all
         grads["h0"] = dh_next
         return grads
