@@ -5,6 +5,7 @@ sentiment data, determinism, and the phrase source itself."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -232,7 +233,8 @@ def test_adam_and_clipping_follow_keras():
     for g in steps:
         adam.step(ours, {"w": g, "h": np.ones(1)})
         theirs.apply_gradients([(keras.ops.convert_to_tensor(g), variable)])
-    np.testing.assert_allclose(ours["w"], keras.ops.convert_to_numpy(variable), rtol=0, atol=1e-6)
+    # float32 both, with the moments updated in a different but equivalent order
+    np.testing.assert_allclose(ours["w"], keras.ops.convert_to_numpy(variable), rtol=0, atol=1e-5)
     assert ours["w"].dtype == np.float32
 
     grads = {"a": np.array([3.0, -0.5]), "b": np.array([[-4.0]])}
@@ -293,7 +295,11 @@ def test_keras_simplernn_on_the_same_one_hot_phrases():
     ])
     model.compile(optimizer=keras.optimizers.Adam(2e-2, clipvalue=1.0),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    model.fit(x, y, batch_size=len(x), epochs=RNN_EPOCHS, verbose=0)
+    # RNN_EPOCHS full-batch steps, run as 10 steps per epoch over 10 unshuffled copies of the
+    # set, since Keras spends far longer setting an epoch up than on one step of it.
+    copies = 10
+    model.fit(np.tile(x, (copies, 1, 1)), np.tile(y, copies), batch_size=len(x), epochs=RNN_EPOCHS // copies,
+              shuffle=False, verbose=0)
     train_accuracy = model.evaluate(x, y, verbose=0)[1]
     test_accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
     print(f"\nKeras SimpleRNN en: train accuracy {train_accuracy:.3f}, test accuracy {test_accuracy:.3f}")
@@ -321,6 +327,7 @@ def test_batch_of_one_with_sgd_is_the_course_algorithm():
     is fixed; as the course writes it, the weights drift apart a little."""
     spec = importlib.util.spec_from_file_location("numpy_rnn_bench", BENCH)
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclass looks its module up there
     spec.loader.exec_module(bench)
     assert bench.course_equivalence(exact_gradient=True) < 1e-13
     assert 1e-9 < bench.course_equivalence(exact_gradient=False) < 1e-4

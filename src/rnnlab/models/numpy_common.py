@@ -169,7 +169,7 @@ class RecurrentClassifier:
         logits, _ = self.forward(x, mask)
         return cross_entropy(logits, y, mask)[0], accuracy(logits, y, mask)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, mask: Optional[np.ndarray] = None, *, optimizer: Any,
+    def fit(self, x: np.ndarray, y: np.ndarray, mask: Optional[np.ndarray] = None, *, optimizer: SGD | Adam,
             epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             validation: Optional[tuple[np.ndarray, ...]] = None) -> dict[str, list[float]]:
         """Mini-batch training; returns per-epoch history.
@@ -191,7 +191,8 @@ class RecurrentClassifier:
                 logits, cache = self.forward(xb, mb)
                 loss, dlogits = cross_entropy(logits, yb, mb)
                 optimizer.step(self.params, self.backward(cache, dlogits))
-                # Weighted by batch size so that a short last batch counts for what it holds.
+                # Weighted by batch size so that a short last batch counts for what it holds
+                # (by sequences: a many-to-many batch's padded steps do not count).
                 total_loss += loss * len(rows)
                 total_correct += accuracy(logits, yb, mb) * len(rows)
             history["loss"].append(total_loss / n)
