@@ -129,7 +129,7 @@ def test_hidden_state_gradients_vanish_backwards_at_the_course_init():
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["many-to-one", "many-to-many"])
 def test_padding_front_or_back_changes_nothing(cls, return_sequences):
     """A batch of different lengths, padded with masks, gives each sequence's unpadded
-    outputs, and the padded batch's gradient is the mean of the sequences' own."""
+    outputs, and the padded batch's gradient is the (step-weighted) mean of the sequences' own."""
     rng = np.random.default_rng(3)
     model = cls(4, 5, 3, return_sequences=return_sequences, seed=1, init_scale=0.5)
     for value in model.params.values():
@@ -156,11 +156,12 @@ def test_padding_front_or_back_changes_nothing(cls, return_sequences):
             expected = alone_logits[row]
             got = logits[row, span] if return_sequences else logits[row]
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
-        if not return_sequences:  # many-to-many averages over steps, not sequences
-            _, grads = model.loss_and_grads(x, y, mask)
-            for name in model.params:
-                mean = np.mean([g[name] for _, g in alone], axis=0)
-                np.testing.assert_allclose(grads[name], mean, rtol=0, atol=1e-12)
+        # Many-to-one averages over sequences, many-to-many over real steps.
+        weights = np.asarray(lengths if return_sequences else [1, 1, 1], dtype=float)
+        _, grads = model.loss_and_grads(x, y, mask)
+        for name in model.params:
+            mean = np.average([g[name] for _, g in alone], axis=0, weights=weights)
+            np.testing.assert_allclose(grads[name], mean, rtol=0, atol=1e-12)
 
 
 # ---------------------------------------------------------------- Keras parity
