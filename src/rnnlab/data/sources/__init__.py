@@ -11,6 +11,6 @@
 `data.source` is auto | remote | local | sample in every module.
 """
 
-from rnnlab.data.sources import gutenberg, imdb, prices, sine
+from rnnlab.data.sources import gutenberg, imdb, phrases, prices, sine
 
-SOURCES = {"imdb": imdb, "gutenberg": gutenberg, "prices": prices, "sine": sine}
+SOURCES = {"imdb": imdb, "gutenberg": gutenberg, "prices": prices, "sine": sine, "phrases": phrases}
