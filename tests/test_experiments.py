@@ -15,7 +15,8 @@ EXPERIMENTS = sorted(p.stem for p in (paths.CONF_DIR / "experiment").glob("*.yam
 TINY = {"imdb": ["data.sample_train=300", "data.sample_test=100", "data.limit=null"],
         "sine": ["data.n=200", "data.train_size=160"],
         "prices": ["data.source=sample"],
-        "gutenberg": ["data.sample_chars=3000"]}
+        "gutenberg": ["data.sample_chars=3000"],
+        "phrases": []}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

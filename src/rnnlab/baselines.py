@@ -11,7 +11,12 @@ _RESERVED_IDS = 2
 
 
 def bag_of_words(ids: np.ndarray, vocabulary_size: int) -> sparse.csr_matrix:
-    """Counts of each token id per row: word order thrown away."""
+    """Counts of each word per row: word order thrown away.
+
+    `ids` are token ids (rows, time), or one-hot words (rows, time, vocabulary).
+    """
+    if ids.ndim == 3:
+        return sparse.csr_matrix(ids.sum(axis=1))
     rows = np.repeat(np.arange(ids.shape[0]), ids.shape[1])
     cols = ids.ravel()
     keep = cols >= _RESERVED_IDS

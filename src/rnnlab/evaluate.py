@@ -50,14 +50,19 @@ def classification_metrics(y_true: np.ndarray, p_positive: np.ndarray) -> dict[s
 def score_binary(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
     """Sentiment: accuracy, log loss, ROC AUC, confusion matrix, beside bag-of-words."""
     p_model = model.predict(data["x_test"], batch_size=512, verbose=0).ravel()
+    spec = data["meta"]["input_spec"]
     p_baseline = bag_of_words_logistic_regression(data["x_train"], data["y_train"], data["x_test"],
-                                                  data["meta"]["input_spec"]["vocab"], seed=int(cfg.seed))
+                                                  spec.get("vocab", spec.get("features")), seed=int(cfg.seed))
     scores = {"model": classification_metrics(data["y_test"], p_model),
               "baseline": {"name": BASELINE_NAME, **classification_metrics(data["y_test"], p_baseline)},
               "primary": {"name": "accuracy", "higher_is_better": True}}
     plot_confusion(cfg.experiment_name, data["meta"], scores, figures / "confusion_matrix.png")
     if "word_index" in data:
         io.write_json(figures / "examples.json", examples(data, p_model, p_baseline))
+    elif "test_texts" in data["meta"]:
+        io.write_json(figures / "examples.json", [
+            {"text": text, "label": int(y), "p_model": round(float(pm), 4), "p_baseline": round(float(pb), 4)}
+            for text, y, pm, pb in zip(data["meta"]["test_texts"], data["y_test"], p_model, p_baseline)])
     return scores
 
 

@@ -410,9 +410,24 @@ def prepare_text(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray],
     return arrays, extra
 
 
+def prepare_phrases(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Short phrases as one-hot word sequences, padded at the front; vocabulary from the training phrases."""
+    from rnnlab.data.sources.phrases import build_vocabulary, one_hot_sequences
+
+    vocabulary = build_vocabulary(raw["train_texts"])
+    maxlen = max(len(t.split()) for t in raw["train_texts"] + raw["test_texts"])
+    x_train, _ = one_hot_sequences(raw["train_texts"], vocabulary, maxlen, dtype=np.float32)
+    x_test, _ = one_hot_sequences(raw["test_texts"], vocabulary, maxlen, dtype=np.float32)
+    arrays = {"x_train": x_train, "y_train": raw["train_labels"], "x_test": x_test, "y_test": raw["test_labels"]}
+    extra = {"task": "binary", "input_spec": {"kind": "onehot", "length": maxlen, "features": len(vocabulary)},
+             "vocabulary": vocabulary, "test_texts": raw["test_texts"]}
+    return arrays, extra
+
+
 # How each dataset becomes arrays: (raw, data config) -> (arrays for arrays.npz, extra meta).
 # The extra meta names the `task` and the model's `input_spec` (see models/keras_models.py).
-PREPARERS = {"imdb": prepare_reviews, "sine": prepare_sine, "prices": prepare_prices, "gutenberg": prepare_text}
+PREPARERS = {"imdb": prepare_reviews, "sine": prepare_sine, "prices": prepare_prices, "gutenberg": prepare_text,
+             "phrases": prepare_phrases}
 
 
 def prepare(cfg: Any, raw_folder: Path | None = None, out: Path | None = None) -> Path:
