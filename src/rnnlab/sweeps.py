@@ -302,6 +302,7 @@ class SweepJob:
     overrides: list[str]
     swept_keys: list[str]
     job_id: str
+    output_dir: str
 
     def run_name(self, experiment: str) -> str:
         """`imdb_lstm dropout=0.2 regularizer=l2`: the experiment and the values this job varies."""
@@ -311,7 +312,7 @@ class SweepJob:
 
     def tags(self) -> dict[str, str]:
         return {"hydra.job.num": str(self.num), "hydra.job.id": self.job_id,
-                "hydra.job.overrides": " ".join(self.overrides)}
+                "hydra.job.overrides": " ".join(self.overrides), "hydra.job.dir": self.output_dir}
 
 
 def current_job() -> SweepJob | None:
@@ -319,10 +320,10 @@ def current_job() -> SweepJob | None:
     parent = os.environ.get(PARENT_ENV)
     if not parent or not HydraConfig.initialized():
         return None
-    job = HydraConfig.get().job
-    return SweepJob(parent_run_id=parent, num=int(job.num), overrides=list(HydraConfig.get().overrides.task),
+    hydra_cfg = HydraConfig.get()
+    return SweepJob(parent_run_id=parent, num=int(hydra_cfg.job.num), overrides=list(hydra_cfg.overrides.task),
                     swept_keys=[k for k in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if k],
-                    job_id=str(job.id))
+                    job_id=str(hydra_cfg.job.id), output_dir=str(hydra_cfg.runtime.output_dir))
 
 
 def run_job(task: Callable[[], float], experiment: str) -> float:
