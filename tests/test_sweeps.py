@@ -1,6 +1,6 @@
 """Sweeps end to end, in a copy of the project: Hydra multiruns as MLflow parent and child runs,
 against a real `mlflow server` and the SQLite store, with the basic, joblib and submitit launchers,
-a failing job, Optuna, the leaderboard, and the MLflow UI's comparison view in headless Chromium."""
+failing jobs, Optuna, the leaderboard, and the MLflow UI's comparison view in headless Chromium."""
 
 from __future__ import annotations
 
@@ -72,16 +72,18 @@ class ServerSweep:
 
 @pytest.fixture(scope="module")
 def server_sweep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerSweep]:
-    """A 2x2 sweep with the default (basic) launcher, tracked by a real `mlflow server`."""
+    """A 2x2 sweep, two jobs at a time (joblib), tracked by a real `mlflow server`."""
     folder = tmp_path_factory.mktemp("server-sweep")
     project = copy_project(folder / "project")
     with running_mlflow_server(folder) as url:
-        result = run([*SWEEP, *GRID], project, subprocess_env(project, MLFLOW_TRACKING_URI=url))
+        result = run([*SWEEP, *GRID, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], project,
+                     subprocess_env(project, MLFLOW_TRACKING_URI=url))
         yield ServerSweep(project, url, folder, result.returncode, result.stdout + result.stderr)
 
 
 def test_a_grid_sweep_is_one_parent_run_with_a_child_per_job(server_sweep: ServerSweep):
     assert server_sweep.returncode == 0, server_sweep.output[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in server_sweep.output
     assert not (server_sweep.project / "mlruns.db").exists()  # all of it went to the server
     parent, children = sweep_runs(MlflowClient(server_sweep.url))
     assert_children_of(parent, children, GRID_NAMES)
@@ -164,21 +166,33 @@ def test_the_mlflow_ui_compares_the_sweeps_runs(server_sweep: ServerSweep):
 # ------------------------------------------------------------------ failures, launchers, Optuna (SQLite store)
 
 
-def test_a_failed_job_ends_failed_and_the_sweep_goes_on(project_copy: Path):
-    # 0.999 passes validation (< 1) but leaves Keras no training sample out of 400: fit raises.
-    result = run([*SWEEP, "trainer.validation_split=0.999,0.1"], project_copy, subprocess_env(project_copy))
+def test_failed_jobs_end_failed_and_the_sweep_goes_on(project_copy: Path, tmp_path: Path):
+    # Two failures that validation cannot see: a CSV without the columns it needs fails before
+    # training, when the job has no run yet (the sweep makes one); validation_split=0.999 leaves
+    # Keras no training sample out of 400, so fit raises inside the run.
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("review,sentiment\ngood film,1\n")
+    result = run([*SWEEP, "data.source=local,sample", f"data.path={reviews}", "trainer.validation_split=0.999,0.1"],
+                 project_copy, subprocess_env(project_copy))
     assert result.returncode == 1, result.stderr[-3000:]
-    assert "error: 1 of 2 jobs finished; failed: imdb_lstm validation_split=0.999" in result.stderr
+    assert "error: 1 of 4 jobs finished; failed: imdb_lstm source=local validation_split=0.999" in result.stderr
 
     parent, children = sweep_runs(sqlite_client(project_copy))
     by_name = {c.info.run_name: c for c in children}
-    failed, finished = by_name["imdb_lstm validation_split=0.999"], by_name["imdb_lstm validation_split=0.1"]
-    assert failed.info.status == "FAILED" and "not sufficient to split" in failed.data.tags["error"]
-    assert failed.data.tags["hydra.job.num"] == "0"  # the first job: the second ran after it failed
+    assert len(children) == 4 and all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    for num, split in enumerate(["0.999", "0.1"]):
+        no_data = by_name[f"imdb_lstm source=local validation_split={split}"]
+        assert no_data.info.status == "FAILED" and no_data.data.tags["hydra.job.num"] == str(num)
+        assert no_data.data.tags["error"].startswith("DataSourceError") and "missing column(s)" in no_data.data.tags["error"]
+    in_training = by_name["imdb_lstm source=sample validation_split=0.999"]
+    assert in_training.info.status == "FAILED" and "not sufficient to split" in in_training.data.tags["error"]
+    assert in_training.data.params["trainer.validation_split"] == "0.999"  # it failed inside its own run
+    finished = by_name["imdb_lstm source=sample validation_split=0.1"]  # the last job, after three failures
     assert finished.info.status == "FINISHED" and "test_accuracy" in finished.data.metrics
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["jobs_finished"] == 1 and parent.data.metrics["jobs_failed"] == 1
-    assert parent.data.tags["sweep.result"].startswith("1 of 2 jobs finished")
+    assert parent.data.metrics["jobs"] == 4 and parent.data.metrics["jobs_finished"] == 1
+    assert parent.data.metrics["jobs_failed"] == 3
+    assert parent.data.tags["sweep.result"].startswith("1 of 4 jobs finished")
 
 
 def test_a_bad_value_in_the_grid_stops_the_sweep_before_any_job(project_copy: Path):
@@ -193,7 +207,7 @@ def test_joblib_runs_jobs_in_parallel_workers_without_harming_the_store(project_
     result = run([*SWEEP, *GRID, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], project_copy,
                  subprocess_env(project_copy))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
+    assert "Joblib.Parallel(n_jobs=2" in result.stdout and "database is locked" not in result.stderr
     parent, children = sweep_runs(sqlite_client(project_copy))
     assert_children_of(parent, children, GRID_NAMES)
     assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 4
