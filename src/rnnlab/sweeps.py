@@ -166,6 +166,7 @@ def _check_grid(config: DictConfig, overrides: list[str]) -> int | None:
     if not sweeper.endswith("BasicSweeper"):
         n_trials = OmegaConf.select(config, "hydra.sweeper.n_trials")
         return int(n_trials) if n_trials is not None else None
+    # The basic sweeper's own expansion, so that the jobs checked are the jobs it will launch.
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     parsed = OverridesParser.create().parse_overrides(overrides)
