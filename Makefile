@@ -11,13 +11,30 @@ export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 MLFLOW_PORT ?= 5000
 
-.PHONY: repro test mlflow-ui lock clean-outputs
+# The example sweep of `make sweep` (README, Sweeps): 9 quick jobs, a few minutes on CPU.
+SWEEP ?= experiment=imdb_lstm profile=quick model.dropout=0.0,0.2,0.5 regularizer=none,l2,l1l2
+
+.PHONY: repro test test-deps sweep mlflow-ui lock clean-outputs
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest
+
+# Headless Chromium for the test of the MLflow UI (tests/test_sweeps.py): installed with
+# apt-get when running as root, once; otherwise that test skips and says why.
+test-deps:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "note: chromium is not installed; the MLflow UI test will skip"
+
+# A Hydra sweep, one MLflow parent run with a child per job, then its leaderboard in
+# reports/leaderboards/, also when a job failed (the exit status still says so).
+# Another grid: make sweep SWEEP="experiment=imdb_lstm model.units=32,64".
+sweep: $(STAMP)
+	$(BIN)/python -m rnnlab.train -m $(SWEEP); status=$$?; \
+		$(BIN)/python -m rnnlab.compare $(filter experiment=%,$(SWEEP)) && exit $$status
 
 # Serves the project's MLflow store (sqlite:///mlruns.db) on 127.0.0.1.
 mlflow-ui: $(STAMP)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+import requests
 
 from rnnlab import paths
 
@@ -47,9 +52,13 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> s
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """The project's files as git sees them (tracked and new, not ignored), in a new git repo."""
+    return copy_project(tmp_path / "project")
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the project's files as git sees them into `dest`, a new git repo (for module-scoped fixtures too)."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=PROJECT, capture_output=True, check=True).stdout.decode().split("\0")
-    dest = tmp_path / "project"
     for rel in filter(None, listed):
         src = PROJECT / rel
         if src.is_file():
@@ -67,3 +76,38 @@ def alice_path() -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is not here (CI and sessions have ../shared beside the project)")
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_mlflow_server(folder: Path) -> Iterator[str]:
+    """A real `mlflow server` on a free 127.0.0.1 port, its store in `folder`; yields its URL."""
+    port = free_port()
+    log = open(folder / "server.log", "w")
+    server = subprocess.Popen(
+        [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+         "--artifacts-destination", str(folder / "server-artifacts"), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(1)
+    else:
+        server.kill()
+        pytest.fail("mlflow server did not start: " + (folder / "server.log").read_text()[-2000:])
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()

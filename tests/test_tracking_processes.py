@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import requests
 from mlflow.tracking import MlflowClient
 
-from conftest import VENV_BIN, run, subprocess_env
+from conftest import run, running_mlflow_server, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -21,35 +19,10 @@ QUICK_RUN = ["python", "-m", "rnnlab.train", "experiment=imdb_lstm", "profile=qu
              "model.units=8", "data.sample_train=400", "data.sample_test=200", "data.limit=null"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path):
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen(
-        [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(1)
-    else:
-        server.kill()
-        pytest.fail("mlflow server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    with running_mlflow_server(tmp_path) as url:
+        yield url
 
 
 def test_runs_go_to_the_server_named_by_mlflow_tracking_uri(project_copy: Path, mlflow_server: str):

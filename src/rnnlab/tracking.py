@@ -54,16 +54,18 @@ def set_experiment(name: str) -> str:
 
 @contextlib.contextmanager
 def run(experiment: str, run_name: str | None = None, run_id: str | None = None,
-        tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+        tags: dict[str, str] | None = None, parent_run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """Start (or resume, given `run_id`) a run that always ends.
 
     FINISHED on success, FAILED on an error, KILLED on Ctrl-C or SIGTERM: a run never
-    stays RUNNING after its process is gone.
+    stays RUNNING after its process is gone. `parent_run_id` nests a new run under a
+    run of another process (a sweep's parent, see rnnlab.sweeps).
     """
     set_experiment(experiment)
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    active = mlflow.start_run(run_id=run_id, run_name=run_name if run_id is None else None, tags=tags)
+    active = mlflow.start_run(run_id=run_id, run_name=run_name if run_id is None else None, tags=tags,
+                              parent_run_id=parent_run_id if run_id is None else None)
     status = RunStatus.to_string(RunStatus.FAILED)
     try:
         yield active

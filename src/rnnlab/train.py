@@ -1,7 +1,7 @@
 """Training: config -> data -> model -> fit -> save -> one MLflow run.
 
     python -m rnnlab.train experiment=imdb_lstm [overrides]      one run (Hydra)
-    python -m rnnlab.train -m model.dropout=0.0,0.2,0.5           a sweep (Hydra multirun)
+    python -m rnnlab.train -m model.dropout=0.0,0.2,0.5           a sweep: one MLflow run per job (rnnlab.sweeps)
     python -m rnnlab.train --stage resolved/imdb_lstm.yaml        the DVC stage: train only
 
 A Hydra run prepares its data if missing, trains, evaluates, logs one MLflow run,
@@ -24,9 +24,9 @@ import keras
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab import io, paths, tracking
+from rnnlab import io, paths, sweeps, tracking
 from rnnlab.cli import USER_ERRORS, run_stage
-from rnnlab.config import ConfigError, validate
+from rnnlab.config import validate
 from rnnlab.data.prepare import OneHotWindows, ensure_prepared, load_prepared
 from rnnlab.models.keras_models import build_model, compile_model
 
@@ -42,8 +42,11 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
                         n_outputs=meta.get("n_outputs", 1), batch_size=cfg.trainer.batch_size)
     compile_model(model, cfg.trainer, meta["task"])
 
-    run_name = str(cfg.experiment_name) + _run_name_suffix(cfg)
-    with tracking.run(_mlflow_experiment(cfg), run_name=run_name, tags=tracking.run_tags(cfg, meta)) as active:
+    job = sweeps.current_job()  # set when this run is one job of a Hydra sweep
+    run_name = job.run_name(str(cfg.experiment_name)) if job else str(cfg.experiment_name) + _run_name_suffix(cfg)
+    tags = {**tracking.run_tags(cfg, meta), **(job.tags() if job else {})}
+    with tracking.run(_mlflow_experiment(cfg), run_name=run_name, tags=tags,
+                      parent_run_id=job.parent_run_id if job else None) as active:
         mlflow.log_params(tracking.flat_params(cfg))
         mlflow.log_text(OmegaConf.to_yaml(cfg), "config.yaml")
         history = model.fit(**fit_inputs(cfg, data), epochs=cfg.trainer.epochs,
@@ -107,22 +110,32 @@ def run_experiment(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=str(paths.CONF_DIR), config_name="config")
-def main(raw_cfg: DictConfig) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
+def main(raw_cfg: DictConfig) -> float:
+    """One run, or one job of a sweep; returns the test accuracy, which a sweeper (Optuna) optimises."""
+    if sweeps.current_job() is not None:
+        # A failed job is recorded and the sweep goes on with the others (see rnnlab.sweeps).
+        return sweeps.run_job(lambda: _run(raw_cfg), str(OmegaConf.select(raw_cfg, "experiment_name", default="job")))
     try:
-        cfg = validate(raw_cfg)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    job_dir = Path(HydraConfig.get().runtime.output_dir)
-    keras.backend.clear_session()  # joblib workers are reused between sweep jobs
-    try:
-        metrics = run_experiment(cfg, paths.Outputs.job(job_dir))
+        return _run(raw_cfg)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def _run(raw_cfg: DictConfig) -> float:
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = validate(raw_cfg)
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    keras.backend.clear_session()  # joblib workers are reused between sweep jobs
+    metrics = run_experiment(cfg, paths.Outputs.job(job_dir))
     print(json.dumps(metrics, sort_keys=True))
+    return primary_metric(metrics)
+
+
+def primary_metric(metrics: dict[str, Any]) -> float:
+    """What sweeps optimise and leaderboards sort by: test accuracy (MLflow's `test_accuracy`)."""
+    return float(metrics["model"]["accuracy"])
 
 
 def stage_train(cfg: Any) -> None:
