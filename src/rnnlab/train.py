@@ -134,8 +134,9 @@ def _run(raw_cfg: DictConfig) -> float:
 
 
 def primary_metric(metrics: dict[str, Any]) -> float:
-    """What sweeps optimise and leaderboards sort by: test accuracy (MLflow's `test_accuracy`)."""
-    return float(metrics["model"]["accuracy"])
+    """What sweeps optimise: the experiment's primary test metric (accuracy, RMSE or bits per
+    character; metrics["primary"] says which and whether higher is better)."""
+    return float(metrics["primary"]["model"])
 
 
 def stage_train(cfg: Any) -> None:
