@@ -16,7 +16,8 @@ TINY = {"imdb": ["data.sample_train=300", "data.sample_test=100", "data.limit=nu
         "sine": ["data.n=200", "data.train_size=160"],
         "prices": ["data.source=sample"],
         "gutenberg": ["data.sample_chars=3000"],
-        "phrases": []}
+        "phrases": [],
+        "alphabet": []}
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

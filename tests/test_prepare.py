@@ -72,3 +72,12 @@ def test_a_failed_fetch_leaves_earlier_output_intact(isolated_root, monkeypatch)
         fetch(cfg)
     assert io.sha256_dir(folder) == before
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_refetch_of_the_same_data_leaves_prepared_output_byte_identical(isolated_root):
+    """So that DVC skips training when fetch reran (new code, same data)."""
+    cfg = quick_cfg()
+    fetch(cfg)
+    first = io.sha256_dir(prepare(cfg))
+    fetch(cfg)  # new fetched_at, same data
+    assert io.sha256_dir(prepare(cfg)) == first

@@ -178,6 +178,8 @@ def data_part(cfg: DictConfig) -> dict[str, Any]:
         prepare: {maxlen, ...}         prepare
     """
     data = OmegaConf.to_container(cfg.data)
+    for key in getattr(DATA_SCHEMAS[data["name"]], "SELECT_KEYS", ()):
+        data.pop(key, None)
     prepare_keys = DATA_SCHEMAS[data["name"]].PREPARE_KEYS
     fetch = {k: v for k, v in data.items() if k not in prepare_keys}
     fetch["local_file_sha256"] = None

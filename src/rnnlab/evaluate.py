@@ -26,7 +26,8 @@ from rnnlab import io, paths, tracking  # noqa: E402
 from rnnlab.baselines import CharNGram, bag_of_words_logistic_regression  # noqa: E402
 from rnnlab.cli import run_stage  # noqa: E402
 from rnnlab.config import validate  # noqa: E402
-from rnnlab.data.prepare import CharVocabulary, OneHotWindows, load_prepared, scaler_from_dict  # noqa: E402
+from rnnlab.data.prepare import CharVocabulary, OneHotWindows, load_prepared, scaler_from_dict, select  # noqa: E402
+from rnnlab.models.keras_models import reset_states  # noqa: E402
 from rnnlab.data.sources.imdb import decode  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -152,12 +153,36 @@ def generate_samples(model: keras.Model, vocab: Any, ids: np.ndarray, window: in
     return out
 
 
-SCORERS = {"binary": score_binary, "regression": score_regression, "classes": score_text}
+def score_letters(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
+    """The alphabet: accuracy over every pattern, each prediction listed, beside a lookup table
+    that maps the last letter of the input to the letter that followed it in training."""
+    letters = data["meta"]["letters"]
+    if cfg.model.stateful:
+        reset_states(model)  # read the alphabet from A, one letter at a time, as in training
+        probabilities = np.concatenate([np.asarray(model(x[None], training=False)) for x in data["x_test"]])
+    else:
+        probabilities = model.predict(data["x_test"], batch_size=64, verbose=0)
+    predicted = probabilities.argmax(axis=1)
+    last_letter = np.rint(data["x_test"].reshape(len(data["x_test"]), -1)[:, -1] * len(letters)).astype(int)
+    table = dict(zip(np.rint(data["x_train"].reshape(len(data["x_train"]), -1)[:, -1] * len(letters)).astype(int),
+                     data["y_train"]))
+    looked_up = np.array([table.get(i, -1) for i in last_letter])
+    y = data["y_test"]
+    io.write_json(figures / "predictions.json", [
+        {"input": "".join(letters[int(round(v * len(letters)))] for v in x.ravel()),
+         "expected": letters[int(t)], "predicted": letters[int(p)]}
+        for x, t, p in zip(data["x_test"], y, predicted)])
+    return {"model": {"accuracy": float(np.mean(predicted == y))},
+            "baseline": {"name": "last-letter lookup table", "accuracy": float(np.mean(looked_up == y))},
+            "primary": {"name": "accuracy", "higher_is_better": True}}
+
+
+SCORERS = {"binary": score_binary, "regression": score_regression, "classes": score_text, "letters": score_letters}
 
 
 def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the saved model and its baseline on the same test split; returns what metrics.json holds."""
-    data = data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name))
+    data = select(cfg, data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name)))
     run_info = io.read_json(outputs.model / "run.json")
     model = keras.models.load_model(outputs.model / "model.keras")
     meta = data["meta"]

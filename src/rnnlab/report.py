@@ -79,6 +79,12 @@ def section(experiment: str, metrics: dict[str, Any]) -> str:
             label = "positive" if row["label"] else "negative"
             lines.append(f"| {text} | {label} | {row['p_model']:.3f} | {row['p_baseline']:.3f} |")
         lines.append("")
+    predictions = figures_dir / "predictions.json"
+    if predictions.is_file() and isinstance(io.read_json(predictions), list):
+        lines += ["### Every input and the model's answer", "", "| input | expected | predicted |", "|---|---|---|"]
+        lines += [f"| {row['input']} | {row['expected']} | {row['predicted']}"
+                  f"{'' if row['predicted'] == row['expected'] else ' ✗'} |" for row in io.read_json(predictions)]
+        lines.append("")
     if (figures_dir / "samples.json").is_file():
         lines += ["### Generated text", "", "200 characters after each seed window: greedy, as the course "
                   "generated, and sampled at two temperatures.", ""]

@@ -27,15 +27,15 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab import io, paths, sweeps, tracking
 from rnnlab.cli import USER_ERRORS, run_stage
 from rnnlab.config import validate
-from rnnlab.data.prepare import OneHotWindows, ensure_prepared, load_prepared
-from rnnlab.models.keras_models import build_model, compile_model
+from rnnlab.data.prepare import OneHotWindows, ensure_prepared, load_prepared, select
+from rnnlab.models.keras_models import build_model, compile_model, reset_states
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> str:
     """Fit the experiment's model on prepared data; returns the MLflow run id."""
-    data = data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name))
+    data = select(cfg, data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name)))
     meta = data["meta"]
     keras.utils.set_random_seed(int(cfg.seed))
     model = build_model(cfg.model, cfg.regularizer, meta["input_spec"], meta["task"],
@@ -49,8 +49,11 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
                       parent_run_id=job.parent_run_id if job else None) as active:
         mlflow.log_params(tracking.flat_params(cfg))
         mlflow.log_text(OmegaConf.to_yaml(cfg), "config.yaml")
-        history = model.fit(**fit_inputs(cfg, data), epochs=cfg.trainer.epochs,
-                            callbacks=[tracking.EpochLogger()], verbose=cfg.trainer.verbose)
+        callbacks: list[keras.callbacks.Callback] = [tracking.EpochLogger()]
+        if cfg.model.stateful:
+            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: reset_states(model)))
+        history = model.fit(**fit_inputs(cfg, data), epochs=cfg.trainer.epochs, callbacks=callbacks,
+                            verbose=cfg.trainer.verbose)
         with io.atomic_dir(outputs.model) as tmp:
             model.save(tmp / "model.keras")
             io.write_json(tmp / "run.json", {"run_id": active.info.run_id,
@@ -76,8 +79,9 @@ def fit_inputs(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
         return {"x": OneHotWindows(data["ids_train"], window, vocab, batch, step=cfg.data.step, shuffle=True,
                                    seed=int(cfg.seed)),
                 "validation_data": OneHotWindows(data["ids_test"], window, vocab, batch)}
+    # A stateful model reads the sequence in order, its state carried from one batch to the next.
     return {"x": data["x_train"], "y": data["y_train"], "batch_size": cfg.trainer.batch_size,
-            "validation_split": cfg.trainer.validation_split}
+            "validation_split": cfg.trainer.validation_split, "shuffle": not cfg.model.stateful}
 
 
 def write_history(history: dict[str, list[float]], path: Path) -> None:

@@ -424,10 +424,38 @@ def prepare_phrases(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarra
     return arrays, extra
 
 
+def prepare_alphabet(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every framing of the next-letter task, letters scaled to [0, 1) as the course fed them.
+
+    Each experiment picks its framing with `select` (data.framing); train and test are
+    the same patterns, as in the course: the question is which framing can learn them.
+    """
+    letters = raw["letters"]
+    ids = np.arange(len(letters))
+    scaled = (ids / len(letters)).astype(np.float32)
+    windows, targets = sliding_windows(scaled, data.seq_length)
+    arrays = {"x_one_letter": scaled[:-1].reshape(-1, 1, 1), "y_one_letter": ids[1:],
+              "x_window_features": windows.reshape(-1, 1, data.seq_length),
+              "x_window_timesteps": windows.reshape(-1, data.seq_length, 1),
+              "y_window": ids[data.seq_length:]}
+    return arrays, {"task": "letters", "n_outputs": len(letters), "letters": letters}
+
+
+def select(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The part of a prepared dataset that one experiment reads: for the alphabet, its framing."""
+    if data["meta"]["dataset"] != "alphabet":
+        return data
+    framing = "one_letter" if cfg.data.framing == "stateful" else cfg.data.framing
+    x = data[f"x_{framing}"]
+    y = data["y_one_letter" if framing == "one_letter" else "y_window"]
+    meta = {**data["meta"], "input_spec": {"kind": "series", "length": x.shape[1], "features": x.shape[2]}}
+    return {"x_train": x, "y_train": y, "x_test": x, "y_test": y, "meta": meta}
+
+
 # How each dataset becomes arrays: (raw, data config) -> (arrays for arrays.npz, extra meta).
 # The extra meta names the `task` and the model's `input_spec` (see models/keras_models.py).
 PREPARERS = {"imdb": prepare_reviews, "sine": prepare_sine, "prices": prepare_prices, "gutenberg": prepare_text,
-             "phrases": prepare_phrases}
+             "phrases": prepare_phrases, "alphabet": prepare_alphabet}
 
 
 def prepare(cfg: Any, raw_folder: Path | None = None, out: Path | None = None) -> Path:
@@ -448,7 +476,8 @@ def prepare(cfg: Any, raw_folder: Path | None = None, out: Path | None = None) -
             **extra,
             "raw_sha256": raw["provenance"]["sha256"],
             "sha256": io.sha256_file(tmp / "arrays.npz"),
-            "provenance": raw["provenance"],
+            # Without the fetch time, a refetch of the same data leaves this output byte-identical.
+            "provenance": {k: v for k, v in raw["provenance"].items() if k != "fetched_at"},
         }
         io.write_json(tmp / "meta.json", meta)
     log.info("prepared %s: %s -> %s", data.name, meta["shapes"], out)

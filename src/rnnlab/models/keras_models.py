@@ -19,8 +19,9 @@ from typing import Any
 import keras
 
 CELLS = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-LOSSES = {"binary": "binary_crossentropy", "classes": "sparse_categorical_crossentropy", "regression": "mse"}
-METRICS = {"binary": ["accuracy"], "classes": ["accuracy"], "regression": ["mae"]}
+LOSSES = {"binary": "binary_crossentropy", "classes": "sparse_categorical_crossentropy",
+          "letters": "sparse_categorical_crossentropy", "regression": "mse"}
+METRICS = {"binary": ["accuracy"], "classes": ["accuracy"], "letters": ["accuracy"], "regression": ["mae"]}
 
 
 def regularizer_kwargs(reg: Any) -> dict[str, keras.regularizers.Regularizer]:
@@ -71,7 +72,7 @@ def build_model(model: Any, reg: Any, input_spec: dict[str, Any], task: str, n_o
 
     if task == "binary":
         layers.append(keras.layers.Dense(1, activation="sigmoid", name="positive"))
-    elif task == "classes":
+    elif task in ("classes", "letters"):
         layers.append(keras.layers.Dense(n_outputs, activation="softmax", name="next"))
     else:
         layers.append(keras.layers.Dense(n_outputs, name="value"))
@@ -90,3 +91,12 @@ def build_optimizer(trainer: Any) -> keras.optimizers.Optimizer:
 def compile_model(model: keras.Model, trainer: Any, task: str) -> keras.Model:
     model.compile(optimizer=build_optimizer(trainer), loss=LOSSES[task], metrics=METRICS[task])
     return model
+
+
+def reset_states(model: keras.Model) -> None:
+    """Forget the state a stateful model carried over, as the course did by hand each epoch."""
+    for layer in model.layers:
+        inner = getattr(layer, "forward_layer", None)
+        for rnn in (layer, inner, getattr(layer, "backward_layer", None)):
+            if rnn is not None and getattr(rnn, "stateful", False):
+                rnn.reset_states()

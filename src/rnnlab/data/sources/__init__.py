@@ -7,10 +7,12 @@
                                 replaces data/raw/<name>/ only when complete) and returns what to
                                 record: source, url or path, counts, synthetic, ...
     read_raw(folder)            what fetch_to wrote, for the prepare stage
+    SELECT_KEYS (optional)      keys each experiment picks from one prepared dataset (not its settings)
 
 `data.source` is auto | remote | local | sample in every module.
 """
 
-from rnnlab.data.sources import gutenberg, imdb, phrases, prices, sine
+from rnnlab.data.sources import alphabet, gutenberg, imdb, phrases, prices, sine
 
-SOURCES = {"imdb": imdb, "gutenberg": gutenberg, "prices": prices, "sine": sine, "phrases": phrases}
+SOURCES = {"imdb": imdb, "gutenberg": gutenberg, "prices": prices, "sine": sine, "phrases": phrases,
+           "alphabet": alphabet}
