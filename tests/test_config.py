@@ -42,6 +42,28 @@ def test_bad_config_stops_with_one_message_naming_the_key(override, fragment):
     assert fragment in message and "\n" not in message
 
 
+@pytest.mark.parametrize("override, fragment", [
+    ("model.cell=gru", "model.cell"),
+    ("model.layers=2", "model.layers"),
+    ("model.dropout=0.2", "model.dropout"),
+    ("model.bidirectional=true", "model.bidirectional"),
+    ("model.activation=relu", "model.activation"),
+    ("model.init_scale=0", "model.init_scale"),
+    ("regularizer=l2", "regularizer.kind"),
+    ("trainer.optimizer=rmsprop", "trainer.optimizer"),
+    ("trainer.validation_split=0.1", "trainer.validation_split"),
+    ("data=imdb", "data.name"),
+    ("model.implementation=torch", "model.implementation"),
+])
+def test_numpy_models_refuse_what_they_do_not_implement(override, fragment):
+    with pytest.raises(ConfigError) as info:
+        compose(["experiment=phrase_numpy_rnn", *override.split()])
+    message = str(info.value)
+    assert fragment in message and "\n" not in message
+    if fragment not in ("model.implementation", "model.init_scale"):
+        assert "model.implementation=keras" in message  # the way out
+
+
 def test_empty_local_file_is_refused(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")

@@ -29,5 +29,6 @@ def test_experiment_runs_on_a_tiny_budget(experiment: str, isolated_root: Path):
     assert metrics["data"]["synthetic"] or metrics["data"]["source"] == "sample"
     assert metrics["primary"]["name"] in metrics["model"] and "beats_baseline" in metrics["primary"]
     assert set(metrics["model"]) & set(metrics["baseline"])  # reported on the same metrics as its baseline
-    assert (isolated_root / "job" / "model" / "model.keras").is_file()
+    saved = "model.npz" if cfg.model.implementation == "numpy" else "model.keras"
+    assert (isolated_root / "job" / "model" / saved).is_file()
     assert (isolated_root / "job" / "figures").is_dir()

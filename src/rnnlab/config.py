@@ -31,6 +31,7 @@ DATA_SCHEMAS: dict[str, type] = {name: module.Schema for name, module in SOURCES
 
 @dataclass
 class ModelConfig:
+    implementation: str = "keras"
     cell: str = "lstm"
     units: int = 64
     layers: int = 1
@@ -44,6 +45,7 @@ class ModelConfig:
     embedding_dim: int = 128
     dense_units: list[int] = field(default_factory=list)
     dense_activation: str = "relu"
+    init_scale: float = 0.001
 
 
 @dataclass
@@ -85,7 +87,9 @@ class RunConfig:
     tracking: TrackingConfig
 
 
+IMPLEMENTATIONS = ("keras", "numpy")
 CELLS = ("simplernn", "lstm", "gru")
+NUMPY_CELLS = ("simplernn", "lstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "selu")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 REGULARIZERS = ("none", "l1", "l2", "l1l2")
@@ -137,6 +141,8 @@ def _check_ranges(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} is invalid: {rule}. Set {key}=<value> on the command line or in conf/.")
 
     m, r, t, d = cfg.model, cfg.regularizer, cfg.trainer, cfg.data
+    require(m.implementation in IMPLEMENTATIONS, "model.implementation", m.implementation,
+            f"choose one of {', '.join(IMPLEMENTATIONS)}")
     require(m.cell in CELLS, "model.cell", m.cell, f"choose one of {', '.join(CELLS)}")
     require(m.units > 0, "model.units", m.units, "must be a positive integer")
     require(m.layers > 0, "model.layers", m.layers, "must be a positive integer")
@@ -168,6 +174,30 @@ def _check_ranges(cfg: DictConfig) -> None:
         require(path.is_file(), "data.path", d.path, "no such file")
         require(path.stat().st_size > 0, "data.path", d.path, "the file is empty")
     SOURCES[d.name].check(d, require)
+    if m.implementation == "numpy":
+        _check_numpy(cfg, require)
+
+
+def _check_numpy(cfg: DictConfig, require: Any) -> None:
+    """The from-scratch models (models/numpy_*.py) are the course's one-layer RNN and an LSTM
+    with a softmax head on one-hot words: refuse what they do not implement rather than ignore it."""
+    m, t = cfg.model, cfg.trainer
+    hint = "the NumPy models (model.implementation=numpy) do not implement it; use model.implementation=keras"
+    require(m.cell in NUMPY_CELLS, "model.cell", m.cell, f"choose {' or '.join(NUMPY_CELLS)}: {hint}")
+    require(cfg.data.name == "phrases", "data.name", cfg.data.name,
+            f"one-hot phrases only (data=phrases): {hint}")
+    require(m.layers == 1, "model.layers", m.layers, f"one layer only: {hint}")
+    require(m.activation == "tanh", "model.activation", m.activation, f"tanh only: {hint}")
+    for key in ("dropout", "recurrent_dropout", "dropout_between"):
+        require(m[key] == 0.0, f"model.{key}", m[key], f"must be 0: {hint}")
+    for key in ("bidirectional", "stateful", "unroll"):
+        require(not m[key], f"model.{key}", m[key], f"must be false: {hint}")
+    require(not m.dense_units, "model.dense_units", list(m.dense_units), f"must be []: {hint}")
+    require(m.init_scale > 0, "model.init_scale", m.init_scale, "must be > 0")
+    require(cfg.regularizer.kind == "none", "regularizer.kind", cfg.regularizer.kind, f"must be none: {hint}")
+    require(t.optimizer in ("sgd", "adam"), "trainer.optimizer", t.optimizer, f"choose sgd or adam: {hint}")
+    require(t.momentum == 0.0, "trainer.momentum", t.momentum, f"must be 0: {hint}")
+    require(t.validation_split == 0.0, "trainer.validation_split", t.validation_split, f"must be 0: {hint}")
 
 
 def data_part(cfg: DictConfig) -> dict[str, Any]:

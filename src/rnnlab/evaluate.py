@@ -27,6 +27,7 @@ from rnnlab.baselines import CharNGram, bag_of_words_logistic_regression  # noqa
 from rnnlab.cli import run_stage  # noqa: E402
 from rnnlab.config import validate  # noqa: E402
 from rnnlab.data.prepare import CharVocabulary, OneHotWindows, load_prepared, scaler_from_dict, select  # noqa: E402
+from rnnlab.models import numpy_models  # noqa: E402
 from rnnlab.models.keras_models import reset_states  # noqa: E402
 from rnnlab.data.sources.imdb import decode  # noqa: E402
 
@@ -48,9 +49,9 @@ def classification_metrics(y_true: np.ndarray, p_positive: np.ndarray) -> dict[s
     }
 
 
-def score_binary(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
+def score_binary(cfg: Any, model: Any, data: dict[str, Any], figures: Path) -> dict[str, Any]:
     """Sentiment: accuracy, log loss, ROC AUC, confusion matrix, beside bag-of-words."""
-    p_model = model.predict(data["x_test"], batch_size=512, verbose=0).ravel()
+    p_model = predict_positive(model, data["x_test"])
     spec = data["meta"]["input_spec"]
     p_baseline = bag_of_words_logistic_regression(data["x_train"], data["y_train"], data["x_test"],
                                                   spec.get("vocab", spec.get("features")), seed=int(cfg.seed))
@@ -65,6 +66,19 @@ def score_binary(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Pa
             {"text": text, "label": int(y), "p_model": round(float(pm), 4), "p_baseline": round(float(pb), 4)}
             for text, y, pm, pb in zip(data["meta"]["test_texts"], data["y_test"], p_model, p_baseline)])
     return scores
+
+
+def predict_positive(model: Any, x: np.ndarray) -> np.ndarray:
+    if isinstance(model, keras.Model):
+        return model.predict(x, batch_size=512, verbose=0).ravel()
+    return numpy_models.positive_probability(model, x)
+
+
+def load_trained(folder: Path) -> Any:
+    """The saved model: a Keras model, or a from-scratch NumPy one (model.implementation=numpy)."""
+    if (folder / "model.npz").is_file():
+        return numpy_models.load(folder / "model.npz")
+    return keras.models.load_model(folder / "model.keras")
 
 
 def score_regression(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
@@ -184,7 +198,7 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
     """Score the saved model and its baseline on the same test split; returns what metrics.json holds."""
     data = select(cfg, data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name)))
     run_info = io.read_json(outputs.model / "run.json")
-    model = keras.models.load_model(outputs.model / "model.keras")
+    model = load_trained(outputs.model)
     meta = data["meta"]
     provenance = meta["provenance"]
     with io.atomic_dir(outputs.figures) as figures:
@@ -204,6 +218,7 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
                  "label": provenance.get("label", "real data"),
                  "n_train": int(meta.get("n_train", len(data.get("y_train", [])))),
                  "n_test": int(meta.get("n_test", len(data.get("y_test", []))))},
+        "setup": setup(cfg),
         **scores,
         "primary": primary,
         "run_id": run_info["run_id"],
@@ -218,6 +233,15 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
         mlflow.log_artifacts(str(outputs.figures), "figures")
     log.info("evaluated %s: %s %.4f (baseline %.4f)", cfg.experiment_name, primary["name"], model_value, baseline_value)
     return metrics
+
+
+def setup(cfg: Any) -> dict[str, Any]:
+    """What was trained and how, for tables that set experiments side by side."""
+    m, t = cfg.model, cfg.trainer
+    return {"implementation": str(m.implementation), "cell": str(m.cell), "units": int(m.units),
+            "layers": int(m.layers), "bidirectional": bool(m.bidirectional), "optimizer": str(t.optimizer),
+            "learning_rate": float(t.learning_rate), "clipvalue": t.clipvalue, "clipnorm": t.clipnorm,
+            "batch_size": int(t.batch_size), "epochs": int(t.epochs)}
 
 
 def examples(data: dict[str, Any], p_model: np.ndarray, p_baseline: np.ndarray) -> list[dict[str, Any]]:
@@ -239,10 +263,13 @@ def plot_history(history_csv: Path, out: Path, title: str) -> None:
         for prefix, style in (("", "o-"), ("val_", "s--")):
             key = prefix + metric
             if rows and key in rows[0]:
+                if len(epochs) > 50:  # a marker per epoch would hide the curve
+                    style = style.strip("os")
                 ax.plot(epochs, [float(r[key]) for r in rows], style, label="validation" if prefix else "training")
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
-        ax.set_xticks(epochs)
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"{title}: training curves")

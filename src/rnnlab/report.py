@@ -6,11 +6,17 @@ metrics, figures and data provenance.
 
 from __future__ import annotations
 
+import csv
 import html
 import logging
+from pathlib import Path
 from typing import Any
 
 import markdown
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
 
 from rnnlab import io, paths
 from rnnlab.cli import setup_logging
@@ -107,11 +113,80 @@ def section(experiment: str, metrics: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_history(experiment: str) -> dict[str, list[float]]:
+    with open(paths.Outputs.pipeline(experiment).metrics / "history.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
+
+
+def describe(setup: dict[str, Any]) -> str:
+    cell = {"simplernn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[setup["cell"]]
+    layers = f"{setup['layers']} x " if setup["layers"] > 1 else ""
+    bi = "bidirectional " if setup["bidirectional"] else ""
+    clip = "".join(f", {k} {setup[k]:g}" for k in ("clipvalue", "clipnorm") if setup.get(k) is not None)
+    return (f"{setup['implementation']}: {layers}{bi}{cell}({setup['units']}); {setup['optimizer']} "
+            f"lr {setup['learning_rate']:g}{clip}, batch {setup['batch_size']}")
+
+
+def dataset_comparison(dataset: str, rows: list[dict[str, Any]], figures: Path) -> list[str]:
+    """Experiments on one dataset side by side: setup, training course, test metric; and their
+    training curves in one figure when any of them trained for more than one epoch."""
+    primary = rows[0]["primary"]
+    lines = [f"## Compared on {dataset}", "",
+             f"Same data and test split; {rows[0]['data']['label']}. "
+             "\"First 100%\": the first epoch whose training accuracy (over the epoch's batches, as "
+             "Keras reports it) reached 1.0.", "",
+             f"| experiment | model and training | epochs | first 100% | final training loss | "
+             f"test {primary['name']} | baseline |", "|---|---|---:|---:|---:|---:|---:|"]
+    histories = {m["experiment"]: read_history(m["experiment"]) for m in rows}
+    for m in rows:
+        history = histories[m["experiment"]]
+        accuracy = history.get("accuracy", [])
+        first = next((str(i + 1) for i, a in enumerate(accuracy) if a >= 1.0), "never" if accuracy else "-")
+        loss = f"{history['loss'][-1]:.4f}" if history.get("loss") else "-"
+        lines.append(f"| [{m['experiment']}](#{m['experiment']}) | {describe(m['setup'])} | {len(accuracy or history.get('loss', []))} | "
+                     f"{first} | {loss} | {m['primary']['model']:.4f} | {m['primary']['baseline']:.4f} |")
+    lines.append("")
+    if max(len(h.get("loss", [])) for h in histories.values()) > 1:
+        plot_curves(dataset, histories, figures / f"{dataset}.png")
+        lines += [f"![training curves on {dataset}](compared/{dataset}.png)", ""]
+    return lines
+
+
+def plot_curves(dataset: str, histories: dict[str, dict[str, list[float]]], out: Path) -> None:
+    metrics = ["loss"] + (["accuracy"] if any("accuracy" in h for h in histories.values()) else [])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, history in histories.items():
+            values = history.get(metric, [])
+            if values:
+                ax.plot(range(1, len(values) + 1), values, "-" if len(values) > 1 else "o", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"training {metric}")
+        if metric == "loss":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Training curves on {dataset}")
+    fig.tight_layout()
+    with io.atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
 def build_report(experiments: list[str]) -> dict[str, Any]:
     all_metrics = [io.read_json(paths.Outputs.pipeline(name).metrics / "metrics.json") for name in experiments]
     body = ["# rnnlab report", "",
             "Each experiment beside a simple baseline on the same test split. Rebuilt by `dvc repro`; "
             "compare runs in the MLflow UI (`make mlflow-ui`).", "", *leaderboard(all_metrics), ""]
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for metrics in all_metrics:
+        by_dataset.setdefault(metrics["data"]["dataset"], []).append(metrics)
+    # Rebuilt whole, so a dataset that no longer has two experiments leaves no old figure behind.
+    with io.atomic_dir(paths.ROOT / "reports" / "compared") as figures:
+        for dataset, rows in by_dataset.items():
+            if len(rows) > 1:
+                body += dataset_comparison(dataset, rows, figures)
     body += [section(name, metrics) for name, metrics in zip(experiments, all_metrics)]
     text = "\n".join(body)
     reports = paths.ROOT / "reports"

@@ -12,11 +12,12 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from typing import Any, Iterator
 
 import keras
 import mlflow
-from mlflow.entities import RunStatus
+from mlflow.entities import Metric, RunStatus
 from omegaconf import OmegaConf
 
 from rnnlab import paths
@@ -151,12 +152,36 @@ def run_tags(cfg: Any, data_meta: dict[str, Any]) -> dict[str, str]:
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Logs Keras' per-epoch metrics (loss, accuracy, val_*) to the active run.
+    """Logs per-epoch metrics (loss, accuracy, val_*) to the active run, as each epoch's step.
 
     Our own callback rather than mlflow.keras.autolog, whose documented support
-    stops short of Keras 3's current releases.
+    stops short of Keras 3's current releases. Epochs are sent together at most every
+    FLUSH_SECONDS, so a thousand 20 ms epochs of the NumPy models cost a few writes to the
+    store rather than a thousand; a Keras epoch usually takes longer and is sent at once.
+    The NumPy models call `on_epoch_end` and `flush` themselves.
     """
 
+    FLUSH_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[Metric] = []
+        self._last_flush = time.monotonic()
+
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        if logs:
-            mlflow.log_metrics({key: float(value) for key, value in logs.items()}, step=epoch)
+        now_ms = int(time.time() * 1000)
+        self._pending += [Metric(key, float(value), now_ms, epoch) for key, value in (logs or {}).items()]
+        if time.monotonic() - self._last_flush >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        run = mlflow.active_run()
+        if run is not None and self._pending:
+            client = mlflow.MlflowClient()
+            for start in range(0, len(self._pending), 1000):  # log_batch takes at most 1000 metrics
+                client.log_batch(run.info.run_id, metrics=self._pending[start:start + 1000])
+        self._pending = []
+        self._last_flush = time.monotonic()

@@ -28,6 +28,7 @@ from rnnlab import io, paths, sweeps, tracking
 from rnnlab.cli import USER_ERRORS, run_stage
 from rnnlab.config import validate
 from rnnlab.data.prepare import OneHotWindows, ensure_prepared, load_prepared, select
+from rnnlab.models import numpy_models
 from rnnlab.models.keras_models import build_model, compile_model, reset_states
 
 log = logging.getLogger(__name__)
@@ -37,33 +38,59 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
     """Fit the experiment's model on prepared data; returns the MLflow run id."""
     data = select(cfg, data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name)))
     meta = data["meta"]
-    keras.utils.set_random_seed(int(cfg.seed))
-    model = build_model(cfg.model, cfg.regularizer, meta["input_spec"], meta["task"],
-                        n_outputs=meta.get("n_outputs", 1), batch_size=cfg.trainer.batch_size)
-    compile_model(model, cfg.trainer, meta["task"])
-
     job = sweeps.current_job()  # set when this run is one job of a Hydra sweep
     run_name = job.run_name(str(cfg.experiment_name)) if job else str(cfg.experiment_name) + _run_name_suffix(cfg)
-    tags = {**tracking.run_tags(cfg, meta), **(job.tags() if job else {})}
+    tags = {**tracking.run_tags(cfg, meta), "implementation": str(cfg.model.implementation),
+            **(job.tags() if job else {})}
     with tracking.run(_mlflow_experiment(cfg), run_name=run_name, tags=tags,
                       parent_run_id=job.parent_run_id if job else None) as active:
         mlflow.log_params(tracking.flat_params(cfg))
         mlflow.log_text(OmegaConf.to_yaml(cfg), "config.yaml")
-        callbacks: list[keras.callbacks.Callback] = [tracking.EpochLogger()]
-        if cfg.model.stateful:
-            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: reset_states(model)))
-        history = model.fit(**fit_inputs(cfg, data), epochs=cfg.trainer.epochs, callbacks=callbacks,
-                            verbose=cfg.trainer.verbose)
+        epoch_logger = tracking.EpochLogger()
         with io.atomic_dir(outputs.model) as tmp:
-            model.save(tmp / "model.keras")
+            fit = fit_numpy if cfg.model.implementation == "numpy" else fit_keras
+            history, saved = fit(cfg, data, epoch_logger, tmp)
             io.write_json(tmp / "run.json", {"run_id": active.info.run_id,
                                              "experiment_id": active.info.experiment_id,
                                              "tracking_uri": tracking.tracking_uri()})
-        write_history(history.history, outputs.metrics / "history.csv")
+        write_history(history, outputs.metrics / "history.csv")
         mlflow.log_artifact(str(outputs.metrics / "history.csv"))
-        mlflow.log_artifact(str(outputs.model / "model.keras"), "model")
+        mlflow.log_artifact(str(outputs.model / saved), "model")
     log.info("trained %s: run %s -> %s", cfg.experiment_name, active.info.run_id, outputs.model)
     return active.info.run_id
+
+
+def fit_keras(cfg: Any, data: dict[str, Any], epoch_logger: tracking.EpochLogger,
+              folder: Path) -> tuple[dict[str, list[float]], str]:
+    """Build, compile and fit the Keras model; saves folder/model.keras. Returns (history, file name)."""
+    meta = data["meta"]
+    keras.utils.set_random_seed(int(cfg.seed))
+    model = build_model(cfg.model, cfg.regularizer, meta["input_spec"], meta["task"],
+                        n_outputs=meta.get("n_outputs", 1), batch_size=cfg.trainer.batch_size)
+    compile_model(model, cfg.trainer, meta["task"])
+    callbacks: list[keras.callbacks.Callback] = [epoch_logger]
+    if cfg.model.stateful:
+        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: reset_states(model)))
+    history = model.fit(**fit_inputs(cfg, data), epochs=cfg.trainer.epochs, callbacks=callbacks,
+                        verbose=cfg.trainer.verbose)
+    model.save(folder / "model.keras")
+    return history.history, "model.keras"
+
+
+def fit_numpy(cfg: Any, data: dict[str, Any], epoch_logger: tracking.EpochLogger,
+              folder: Path) -> tuple[dict[str, list[float]], str]:
+    """Fit the from-scratch NumPy model (models/numpy_models.py); saves folder/model.npz."""
+    model = numpy_models.build(cfg.model, data["meta"]["input_spec"]["features"], seed=int(cfg.seed))
+    try:
+        history = numpy_models.fit(model, cfg.trainer, data["x_train"], data["y_train"],
+                                   on_epoch_end=epoch_logger.on_epoch_end)
+    finally:
+        epoch_logger.flush()
+    if cfg.trainer.verbose:
+        log.info("epoch %d: loss %.4f, accuracy %.4f", len(history["loss"]), history["loss"][-1],
+                 history["accuracy"][-1])
+    numpy_models.save(model, str(cfg.model.cell), folder / "model.npz")
+    return history, "model.npz"
 
 
 def fit_inputs(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:

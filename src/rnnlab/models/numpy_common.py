@@ -18,7 +18,7 @@ and the Keras parity test copies weights without transposing.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -171,12 +171,14 @@ class RecurrentClassifier:
 
     def fit(self, x: np.ndarray, y: np.ndarray, mask: Optional[np.ndarray] = None, *, optimizer: SGD | Adam,
             epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
-            validation: Optional[tuple[np.ndarray, ...]] = None) -> dict[str, list[float]]:
+            validation: Optional[tuple[np.ndarray, ...]] = None,
+            on_epoch_end: Optional[Callable[[int, dict[str, float]], None]] = None) -> dict[str, list[float]]:
         """Mini-batch training; returns per-epoch history.
 
         loss and accuracy are the means over the epoch's batches as they were trained on,
         as Keras and the course report them; val_loss and val_accuracy, when `validation`
-        is (x, y) or (x, y, mask), are measured after the epoch.
+        is (x, y) or (x, y, mask), are measured after the epoch. `on_epoch_end(epoch, logs)`
+        is called after each epoch with that epoch's values, as a Keras callback is.
         """
         history: dict[str, list[float]] = {"loss": [], "accuracy": []}
         if validation is not None:
@@ -201,4 +203,6 @@ class RecurrentClassifier:
                 val_loss, val_accuracy = self.evaluate(*validation)
                 history["val_loss"].append(val_loss)
                 history["val_accuracy"].append(val_accuracy)
+            if on_epoch_end is not None:
+                on_epoch_end(len(history["loss"]) - 1, {key: values[-1] for key, values in history.items()})
         return history
