@@ -164,6 +164,59 @@ def test_padding_front_or_back_changes_nothing(cls, return_sequences):
             np.testing.assert_allclose(grads[name], mean, rtol=0, atol=1e-12)
 
 
+def test_padded_steps_are_skipped_when_the_padding_is_all_on_one_side():
+    """With padding all at the front (or all at the back), the rows sorted longest first run
+    step t on its real rows only; a mask whose steps' real rows are not nested, or that is not
+    0 and 1, runs every row and blends with the mask."""
+    from rnnlab.models.numpy_rnn import step_layout
+
+    front = np.array([[0, 0, 1], [1, 1, 1], [0, 1, 1]], dtype=float)
+    layout = step_layout(front, 3, 3, np.float64)
+    assert layout.blend is None and layout.active == [1, 2, 3] and layout.order.tolist() == [1, 2, 0]
+    assert step_layout(front[:, ::-1], 3, 3, np.float64).active == [3, 2, 1]
+    assert step_layout(front.astype(bool), 3, 3, np.float64).active == [1, 2, 3]
+    # Nested sets of real rows need not be padding: here step 1 runs on the sorted batch's row 0 only.
+    assert step_layout(np.array([[1, 0, 1], [1, 1, 1]]), 2, 3, np.float64).active == [2, 1, 2]
+    for general in ([[0, 1, 1], [1, 1, 0]], [[1, 0, 1], [0, 1, 1]], [[0.5, 1, 1], [1, 1, 1]]):
+        layout = step_layout(np.array(general), 2, 3, np.float64)
+        assert layout.blend is not None and layout.active == [2, 2, 2] and layout.order is None
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize("return_sequences", [False, True], ids=["many-to-one", "many-to-many"])
+@pytest.mark.parametrize("front", [True, False], ids=["front", "back"])
+def test_skipping_padded_steps_matches_the_blended_path(cls, return_sequences, front):
+    """The same rows give the same outputs, states and gradients (dL/dh on padded steps
+    included) whether the steps skip their padding or run every row blended with the mask,
+    which one more row with holes in its mask forces; its dlogits are zero, so it adds
+    nothing to the weights' gradients either."""
+    rng = np.random.default_rng(13)
+    model = cls(4, 5, 3, return_sequences=return_sequences, seed=3, init_scale=0.5)
+    batch, steps = 6, 5
+    lengths = np.array([2, 5, 0, 3, 1, 5])
+    real = np.arange(steps) >= steps - lengths[:, None] if front else np.arange(steps) < lengths[:, None]
+    mask = real.astype(np.float64)
+    x = rng.standard_normal((batch, steps, 4))
+    state = {name: rng.standard_normal((batch, 5)) for name in (("h0", "c0") if cls is NumpyLSTM else ("h0",))}
+    dlogits = rng.standard_normal((batch, steps, 3) if return_sequences else (batch, 3))
+
+    logits, cache = model.forward(x, mask, **state)
+    grads = model.backward(cache, dlogits)
+    holed = np.concatenate([mask, [[1, 0, 1, 0, 1]]])
+    logits2, cache2 = model.forward(np.concatenate([x, rng.standard_normal((1, steps, 4))]), holed,
+                                    **{k: np.concatenate([v, rng.standard_normal((1, 5))]) for k, v in state.items()})
+    grads2 = model.backward(cache2, np.concatenate([dlogits, np.zeros((1, *dlogits.shape[1:]))]))
+    assert cache["layout"].blend is None and cache2["layout"].blend is not None
+
+    np.testing.assert_allclose(logits2[:batch], logits, rtol=0, atol=1e-12)
+    for name in ("hs", "cs") if cls is NumpyLSTM else ("hs",):
+        np.testing.assert_allclose(cache2[name][:batch], cache[name], rtol=0, atol=1e-12, err_msg=name)
+    assert set(grads2) == set(grads)
+    for name, grad in grads.items():
+        other = grads2[name] if name in model.params else grads2[name][:batch]
+        np.testing.assert_allclose(other, grad, rtol=0, atol=1e-12, err_msg=name)
+
+
 # ---------------------------------------------------------------- Keras parity
 
 

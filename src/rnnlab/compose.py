@@ -2,6 +2,7 @@
 
     resolved/<experiment>.yaml       the full config of an experiment (train, evaluate)
     resolved/data/<dataset>.yaml     only the data settings and the seed (fetch, prepare)
+    resolved/gradient_study.yaml     the gradient study (conf/gradient_study.yaml)
 
 Hydra composes each experiment exactly as `python -m rnnlab.train experiment=<name>`
 would, with params.yaml's `overrides` appended. dvc.yaml declares per-key params on
@@ -32,8 +33,9 @@ def read_params() -> dict[str, Any]:
         raise ConfigError("params.yaml: `experiments` must map experiment names to their dataset, e.g. {imdb_lstm: imdb}.")
     if not isinstance(params.get("datasets"), list) or not params["datasets"]:
         raise ConfigError("params.yaml: `datasets` must be a non-empty list, e.g. [imdb].")
-    if not isinstance(params.get("overrides") or [], list):
-        raise ConfigError("params.yaml: `overrides` must be a list of Hydra overrides, e.g. [profile=quick].")
+    for key in ("overrides", "gradient_study_overrides"):
+        if not isinstance(params.get(key) or [], list):
+            raise ConfigError(f"params.yaml: `{key}` must be a list of Hydra overrides, e.g. [profile=quick].")
     return params
 
 
@@ -42,6 +44,7 @@ def compose_all() -> list[str]:
     params = read_params()
     overrides = [str(o) for o in params.get("overrides") or []]
     resolved = {name: compose([f"experiment={name}", *overrides]) for name in params["experiments"]}
+    study = compose([str(o) for o in params.get("gradient_study_overrides") or []], config_name="gradient_study")
 
     data_files: dict[str, dict[str, Any]] = {}
     for name, cfg in resolved.items():
@@ -58,7 +61,12 @@ def compose_all() -> list[str]:
                               "one prepared dataset serves them all, so give them the same data settings.")
         data_files[dataset] = part
 
-    written = []
+    if str(study.data.name) not in params["datasets"]:
+        raise ConfigError(f"the gradient study uses dataset {study.data.name!r}, which params.yaml does not list "
+                          "under `datasets`; add it there.")
+    data_files[str(study.data.name)] = data_part(study)
+
+    written = _write_if_changed(paths.RESOLVED_DIR / "gradient_study.yaml", OmegaConf.to_container(study))
     for name, cfg in resolved.items():
         written += _write_if_changed(paths.RESOLVED_DIR / f"{name}.yaml", OmegaConf.to_container(cfg))
     for dataset, part in data_files.items():

@@ -88,8 +88,36 @@ class RunConfig:
 
 
 IMPLEMENTATIONS = ("keras", "numpy")
+@dataclass
+class VariantConfig:
+    """One variant of the gradient study (conf/gradient_study.yaml)."""
+
+    implementation: str = "keras"
+    cell: str = "simplernn"
+    activation: str = "tanh"
+    recurrent_initializer: str = "orthogonal"
+    clipnorm: Optional[float] = None
+    init_scale: float = 0.1
+    forget_bias: float = 1.0
+    label: str = ""
+
+
+@dataclass
+class StudyConfig:
+    experiment_name: str
+    seed: int
+    profile_name: str
+    data: Any
+    trainer: TrainerConfig
+    tracking: TrackingConfig
+    units: int = 32
+    n_measure: int = 256
+    variants: dict[str, VariantConfig] = field(default_factory=dict)
+
+
 CELLS = ("simplernn", "lstm", "gru")
 NUMPY_CELLS = ("simplernn", "lstm")
+RECURRENT_INITIALIZERS = ("orthogonal", "glorot_uniform", "identity")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear", "elu", "selu")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 REGULARIZERS = ("none", "l1", "l2", "l1l2")
@@ -97,14 +125,15 @@ REGULARIZED_WEIGHTS = ("kernel", "recurrent", "bias")
 DATA_SOURCES = ("auto", "remote", "local", "sample")
 
 
-def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Compose conf/config.yaml with Hydra overrides, then validate it."""
+def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "config") -> DictConfig:
+    """Compose conf/<config_name>.yaml with Hydra overrides, then validate it: an experiment
+    (config), or the gradient study (gradient_study)."""
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(f"{_first_line(exc)} (overrides: {' '.join(overrides) or 'none'})") from exc
-    return validate(cfg)
+    return validate_study(cfg) if config_name == "gradient_study" else validate(cfg)
 
 
 def validate(cfg: DictConfig) -> DictConfig:
@@ -112,6 +141,50 @@ def validate(cfg: DictConfig) -> DictConfig:
 
     Returns the config resolved, without Hydra's own node, read-only.
     """
+    merged = _merge_with_schema(cfg, RunConfig)
+    _check_ranges(merged)
+    OmegaConf.set_readonly(merged, True)
+    return merged
+
+
+def validate_study(cfg: DictConfig) -> DictConfig:
+    """`validate` for the gradient study's config (conf/gradient_study.yaml)."""
+    merged = _merge_with_schema(cfg, StudyConfig)
+
+    require = _require
+    require(merged.units > 0, "units", merged.units, "must be a positive integer")
+    require(merged.n_measure > 0, "n_measure", merged.n_measure, "must be a positive integer")
+    require(len(merged.variants) > 0, "variants", {}, "name at least one variant")
+    require(merged.data.name == "long_memory", "data.name", merged.data.name, "the study runs on data=long_memory")
+    for name, v in merged.variants.items():
+        key = f"variants.{name}"
+        require(v.implementation in IMPLEMENTATIONS, f"{key}.implementation", v.implementation,
+                f"choose one of {', '.join(IMPLEMENTATIONS)}")
+        cells = NUMPY_CELLS if v.implementation == "numpy" else CELLS
+        require(v.cell in cells, f"{key}.cell", v.cell, f"choose one of {', '.join(cells)} for {v.implementation}")
+        require(v.activation in ACTIVATIONS, f"{key}.activation", v.activation, f"choose one of {', '.join(ACTIVATIONS)}")
+        require(v.implementation == "keras" or v.activation == "tanh", f"{key}.activation", v.activation,
+                "the NumPy models are tanh only")
+        require(v.recurrent_initializer in RECURRENT_INITIALIZERS, f"{key}.recurrent_initializer",
+                v.recurrent_initializer, f"choose one of {', '.join(RECURRENT_INITIALIZERS)}")
+        require(v.recurrent_initializer != "identity" or v.cell == "simplernn", f"{key}.recurrent_initializer",
+                v.recurrent_initializer, "identity needs a square recurrent matrix: simplernn only")
+        require(v.clipnorm is None or v.clipnorm > 0, f"{key}.clipnorm", v.clipnorm, "must be > 0 or null")
+        require(v.forget_bias == 1.0 or v.cell == "lstm", f"{key}.forget_bias", v.forget_bias,
+                "only an LSTM has a forget gate; leave it at 1.0")
+        require(v.init_scale > 0, f"{key}.init_scale", v.init_scale, "must be > 0")
+    _check_trainer(merged.trainer, require)
+    _check_data(merged.data, require)
+    OmegaConf.set_readonly(merged, True)
+    return merged
+
+
+def _require(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid: {rule}. Set {key}=<value> on the command line or in conf/.")
+
+
+def _merge_with_schema(cfg: DictConfig, schema_class: type) -> DictConfig:
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.pop("hydra", None)
     data_name = plain.get("data", {}).get("name")
@@ -120,7 +193,7 @@ def validate(cfg: DictConfig) -> DictConfig:
             f"data.name={data_name!r} is not a known dataset; choose one of {sorted(DATA_SCHEMAS)} "
             "with data=<name>."
         )
-    schema = OmegaConf.structured(RunConfig)
+    schema = OmegaConf.structured(schema_class)
     schema.data = OmegaConf.structured(DATA_SCHEMAS[data_name])
     try:
         merged = OmegaConf.merge(schema, plain)
@@ -130,16 +203,11 @@ def validate(cfg: DictConfig) -> DictConfig:
             f"config key {key!r}: {_first_line(exc)}. Check the spelling against conf/ "
             "(python -m rnnlab.train --cfg job prints the full config)."
         ) from exc
-    _check_ranges(merged)
-    OmegaConf.set_readonly(merged, True)
     return merged
 
 
 def _check_ranges(cfg: DictConfig) -> None:
-    def require(ok: bool, key: str, value: Any, rule: str) -> None:
-        if not ok:
-            raise ConfigError(f"{key}={value!r} is invalid: {rule}. Set {key}=<value> on the command line or in conf/.")
-
+    require = _require
     m, r, t, d = cfg.model, cfg.regularizer, cfg.trainer, cfg.data
     require(m.implementation in IMPLEMENTATIONS, "model.implementation", m.implementation,
             f"choose one of {', '.join(IMPLEMENTATIONS)}")
@@ -159,6 +227,13 @@ def _check_ranges(cfg: DictConfig) -> None:
     require(r.l2 >= 0, "regularizer.l2", r.l2, "must be >= 0")
     unknown = sorted(set(r.apply_to) - set(REGULARIZED_WEIGHTS))
     require(not unknown, "regularizer.apply_to", list(r.apply_to), f"entries must be among {', '.join(REGULARIZED_WEIGHTS)}")
+    _check_trainer(t, require)
+    _check_data(d, require)
+    if m.implementation == "numpy":
+        _check_numpy(cfg, require)
+
+
+def _check_trainer(t: DictConfig, require: Any) -> None:
     require(t.optimizer in OPTIMIZERS, "trainer.optimizer", t.optimizer, f"choose one of {', '.join(OPTIMIZERS)}")
     require(t.learning_rate > 0, "trainer.learning_rate", t.learning_rate, "must be > 0")
     require(t.batch_size > 0, "trainer.batch_size", t.batch_size, "must be a positive integer")
@@ -167,6 +242,8 @@ def _check_ranges(cfg: DictConfig) -> None:
     require(t.clipnorm is None or t.clipnorm > 0, "trainer.clipnorm", t.clipnorm, "must be > 0 or null")
     require(t.clipvalue is None or t.clipvalue > 0, "trainer.clipvalue", t.clipvalue, "must be > 0 or null")
 
+
+def _check_data(d: DictConfig, require: Any) -> None:
     require(d.source in DATA_SOURCES, "data.source", d.source, f"choose one of {', '.join(DATA_SOURCES)}")
     if d.source == "local":
         require(d.path is not None, "data.path", d.path, "data.source=local needs data.path=<file>")
@@ -174,8 +251,6 @@ def _check_ranges(cfg: DictConfig) -> None:
         require(path.is_file(), "data.path", d.path, "no such file")
         require(path.stat().st_size > 0, "data.path", d.path, "the file is empty")
     SOURCES[d.name].check(d, require)
-    if m.implementation == "numpy":
-        _check_numpy(cfg, require)
 
 
 def _check_numpy(cfg: DictConfig, require: Any) -> None:

@@ -174,11 +174,59 @@ def plot_curves(dataset: str, histories: dict[str, dict[str, list[float]]], out:
     plt.close(fig)
 
 
+REMEDIES = """What each remedy does to the product of step Jacobians that carries dL/dh_T back to h_1:
+
+- **gradient clipping** (clipnorm) caps a step's size when that product explodes; it cannot
+  bring back a gradient that vanished, so it changes the gradient curve little;
+- **orthogonal or identity recurrent weights** start the product with all singular values at 1,
+  so only the activation's derivative shrinks it; the identity with ReLU (IRNN) starts as a
+  plain sum of the inputs, where nothing shrinks while the units stay active;
+- **ReLU instead of tanh** has derivative 1 where it is active, not at most 1 and usually less;
+- **gated cells** (LSTM, GRU) add a path, the cell state or the update gate's carry, whose
+  factor per step is a gate value the network learns to hold near 1."""
+
+
+def gradient_study_section(metrics: dict[str, Any]) -> list[str]:
+    """The study's table, figures and the answer its numbers give (src/rnnlab/gradient_study.py)."""
+    data, variants, chance = metrics["data"], metrics["variants"], metrics["baseline"]["accuracy"]
+    trainer = metrics["trainer"]
+    lines = ["## gradient_study", "",
+             f'<p class="synthetic"><b>{data["label"].upper()}</b>: a generated task, built to need a '
+             "long memory; the numbers compare cells, they say nothing about real data.</p>", "",
+             "How far back can each cell carry a gradient? Each variant learns sequences of "
+             f"{data['length']} symbols whose first symbol is the label ({data['n_train']} training, "
+             f"{data['n_test']} test sequences), {metrics['units']} units, Adam lr {trainer['learning_rate']:g}, "
+             f"batch {trainer['batch_size']}, {trainer['epochs']} epochs, the same seed. g_t is the mean of "
+             f"||dL_i/dh_t|| over {data['n_measure']} test sequences; g_1/g_T is the share of the loss's pull on "
+             "the last state that reaches the first one.", "",
+             "| variant | what it is | test accuracy | training accuracy | log10 g_1/g_T at init | "
+             "log10 g_1/g_T trained | training time (s) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for name, v in variants.items():
+        lines.append(f"| {name} | {v['label']} | {v['test_accuracy']:.3f} | {v['train_accuracy']:.3f} | "
+                     f"{v['log10_ratio_init']:.1f} | {v['log10_ratio_trained']:.1f} | {v['train_seconds']:.0f} |")
+    lines += [f"| baseline | {metrics['baseline']['name']} | {chance:.3f} | | | | |", "",
+              "![gradient norms](gradient_study/gradient_norms.png)", "",
+              "![training accuracy](gradient_study/training_curves.png)", ""]
+    learned = [n for n, v in variants.items() if v["test_accuracy"] >= 0.9]
+    near_chance = [n for n, v in variants.items() if v["test_accuracy"] < chance + 0.1]
+    by_init = sorted(variants, key=lambda n: variants[n]["log10_ratio_init"], reverse=True)
+    lines += ["### The course's question: what gets around the vanishing gradient?", "",
+              f"- Learned the task (test accuracy at least 0.9): {', '.join(learned) or 'none'}.",
+              f"- Stayed within 0.1 of chance ({chance:.2f}): {', '.join(near_chance) or 'none'}.",
+              "- At initialisation, the share of the gradient that reaches t = 1, largest first: " +
+              ", ".join(f"{n} 10^{variants[n]['log10_ratio_init']:.1f}" for n in by_init) + ".",
+              "", REMEDIES, ""]
+    return lines
+
+
 def build_report(experiments: list[str]) -> dict[str, Any]:
     all_metrics = [io.read_json(paths.Outputs.pipeline(name).metrics / "metrics.json") for name in experiments]
+    study = paths.ROOT / "metrics" / "gradient_study" / "metrics.json"
     body = ["# rnnlab report", "",
             "Each experiment beside a simple baseline on the same test split. Rebuilt by `dvc repro`; "
-            "compare runs in the MLflow UI (`make mlflow-ui`).", "", *leaderboard(all_metrics), ""]
+            "compare runs in the MLflow UI (`make mlflow-ui`)."
+            + (" The [gradient study](#gradient_study) closes the report." if study.is_file() else ""),
+            "", *leaderboard(all_metrics), ""]
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for metrics in all_metrics:
         by_dataset.setdefault(metrics["data"]["dataset"], []).append(metrics)
@@ -188,6 +236,8 @@ def build_report(experiments: list[str]) -> dict[str, Any]:
             if len(rows) > 1:
                 body += dataset_comparison(dataset, rows, figures)
     body += [section(name, metrics) for name, metrics in zip(experiments, all_metrics)]
+    if study.is_file():
+        body.append("\n".join(gradient_study_section(io.read_json(study))))
     text = "\n".join(body)
     reports = paths.ROOT / "reports"
     io.write_text(reports / "index.md", text)

@@ -424,6 +424,16 @@ def prepare_phrases(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarra
     return arrays, extra
 
 
+def prepare_long_memory(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The gradient study's sequences, one-hot (n, length, symbols)."""
+    from keras.utils import to_categorical
+
+    arrays = {"x_train": to_categorical(raw["ids_train"], data.symbols).astype(np.float32), "y_train": raw["y_train"],
+              "x_test": to_categorical(raw["ids_test"], data.symbols).astype(np.float32), "y_test": raw["y_test"]}
+    extra = {"task": "binary", "input_spec": {"kind": "onehot", "length": data.length, "features": data.symbols}}
+    return arrays, extra
+
+
 def prepare_alphabet(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Every framing of the next-letter task, letters scaled to [0, 1) as the course fed them.
 
@@ -455,7 +465,7 @@ def select(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
 # How each dataset becomes arrays: (raw, data config) -> (arrays for arrays.npz, extra meta).
 # The extra meta names the `task` and the model's `input_spec` (see models/keras_models.py).
 PREPARERS = {"imdb": prepare_reviews, "sine": prepare_sine, "prices": prepare_prices, "gutenberg": prepare_text,
-             "phrases": prepare_phrases, "alphabet": prepare_alphabet}
+             "phrases": prepare_phrases, "alphabet": prepare_alphabet, "long_memory": prepare_long_memory}
 
 
 def prepare(cfg: Any, raw_folder: Path | None = None, out: Path | None = None) -> Path:

@@ -12,7 +12,7 @@
 `data.source` is auto | remote | local | sample in every module.
 """
 
-from rnnlab.data.sources import alphabet, gutenberg, imdb, phrases, prices, sine
+from rnnlab.data.sources import alphabet, gutenberg, imdb, long_memory, phrases, prices, sine
 
 SOURCES = {"imdb": imdb, "gutenberg": gutenberg, "prices": prices, "sine": sine, "phrases": phrases,
-           "alphabet": alphabet}
+           "alphabet": alphabet, "long_memory": long_memory}
