@@ -75,3 +75,20 @@ def test_padding_is_read_as_padding(isolated_root: Path):
     test_mask = numpy_models.mask_of(data["x_test"])
     assert test_mask.sum(axis=1).tolist() == lengths
     assert all(np.all(np.diff(row.astype(int)) >= 0) for row in mask)  # zeros first, then the words
+
+
+def test_report_sets_the_phrase_models_side_by_side(isolated_root: Path):
+    from rnnlab.report import build_report
+
+    names = ["phrase_sentiment", "phrase_numpy_rnn"]
+    for name in names:
+        cfg = compose([f"experiment={name}", "trainer.epochs=4"])
+        run_experiment(cfg, paths.Outputs.pipeline(name))
+    build_report(names)
+    report = (isolated_root / "reports" / "index.md").read_text()
+    table = report[report.index("## Compared on phrases"):report.index("## phrase_sentiment")]
+    assert "| [phrase_numpy_rnn](#phrase_numpy_rnn) | numpy: SimpleRNN(64); sgd lr 0.02, clipvalue 1, batch 1 | 4 |" in table
+    assert "| [phrase_sentiment](#phrase_sentiment) | keras: SimpleRNN(64); adam lr 0.01, batch 8 | 4 |" in table
+    assert "![training curves on phrases](compared/phrases.png)" in table
+    assert (isolated_root / "reports" / "compared" / "phrases.png").is_file()
+    assert "PROJECT-WRITTEN PHRASES" in report  # the sample is labelled where its numbers appear

@@ -185,18 +185,22 @@ class RecurrentClassifier:
             history.update(val_loss=[], val_accuracy=[])
         n = len(x)
         for _ in range(epochs):
-            order = self.rng.permutation(n) if shuffle else np.arange(n)
+            # One shuffled copy per epoch, then batches as slices (views, not copies).
+            xs, ys, ms = x, y, mask
+            if shuffle:
+                order = self.rng.permutation(n)
+                xs, ys, ms = x[order], y[order], None if mask is None else mask[order]
             total_loss = total_correct = 0.0
             for start in range(0, n, batch_size):
-                rows = order[start:start + batch_size]
-                xb, yb, mb = x[rows], y[rows], None if mask is None else mask[rows]
+                batch = slice(start, start + batch_size)
+                xb, yb, mb = xs[batch], ys[batch], None if ms is None else ms[batch]
                 logits, cache = self.forward(xb, mb)
                 loss, dlogits = cross_entropy(logits, yb, mb)
                 optimizer.step(self.params, self.backward(cache, dlogits))
                 # Weighted by batch size so that a short last batch counts for what it holds
                 # (by sequences: a many-to-many batch's padded steps do not count).
-                total_loss += loss * len(rows)
-                total_correct += accuracy(logits, yb, mb) * len(rows)
+                total_loss += loss * len(yb)
+                total_correct += accuracy(logits, yb, mb) * len(yb)
             history["loss"].append(total_loss / n)
             history["accuracy"].append(total_correct / n)
             if validation is not None:
