@@ -273,7 +273,7 @@ def plot_history(history_csv: Path, out: Path, title: str) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"{title}: training curves")
-    _save(fig, out)
+    io.write_figure(fig, out)
 
 
 def plot_confusion(experiment: str, meta: dict[str, Any], scores: dict[str, Any], out: Path) -> None:
@@ -290,7 +290,7 @@ def plot_confusion(experiment: str, meta: dict[str, Any], scores: dict[str, Any]
         ax.set_ylabel("true")
         ax.set_title(f"{name}: accuracy {part['accuracy']:.3f}")
     fig.suptitle(f"{experiment} on {meta['dataset']} ({meta['provenance'].get('label', 'real data')})")
-    _save(fig, out)
+    io.write_figure(fig, out)
 
 
 def plot_series(experiment: str, data: dict[str, Any], predicted: np.ndarray, out: Path) -> None:
@@ -307,14 +307,8 @@ def plot_series(experiment: str, data: dict[str, Any], predicted: np.ndarray, ou
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(f"{experiment}: test predictions ({data['meta']['provenance'].get('label', 'real data')})")
-    _save(fig, out)
+    io.write_figure(fig, out)
 
-
-def _save(fig: plt.Figure, out: Path) -> None:
-    fig.tight_layout()
-    with io.atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def stage_evaluate(cfg: Any) -> None:

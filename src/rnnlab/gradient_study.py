@@ -256,7 +256,7 @@ def plot_norms(results: dict[str, Any], data: dict[str, Any], out: Path) -> None
     axes[1].legend(fontsize=8, loc="lower right")
     fig.suptitle(f"How far back the gradient reaches: length-{data['length']} long-memory task "
                  f"({data['label']}); dashed: the NumPy models")
-    _save(fig, out)
+    io.write_figure(fig, out)
 
 
 def plot_training(results: dict[str, Any], out: Path) -> None:
@@ -271,14 +271,8 @@ def plot_training(results: dict[str, Any], out: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Training accuracy on the long-memory task (0.5 is chance)")
-    _save(fig, out)
+    io.write_figure(fig, out)
 
-
-def _save(fig: plt.Figure, out: Path) -> None:
-    fig.tight_layout()
-    with io.atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def pipeline_outputs() -> paths.Outputs:

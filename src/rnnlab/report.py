@@ -168,10 +168,7 @@ def plot_curves(dataset: str, histories: dict[str, dict[str, list[float]]], out:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"Training curves on {dataset}")
-    fig.tight_layout()
-    with io.atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    io.write_figure(fig, out)
 
 
 REMEDIES = """What each remedy does to the product of step Jacobians that carries dL/dh_T back to h_1:
