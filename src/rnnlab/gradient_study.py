@@ -230,15 +230,17 @@ def study(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
 
 
 def write_norms_csv(results: dict[str, Any], path: Path) -> None:
-    """One row per step: t, then g_t of every variant at init and trained (what `dvc plots` reads)."""
+    """One row per step: t, then log10 g_t of every variant at init and trained (what `dvc plots`
+    reads; the logarithm, since the norms span tens of orders of magnitude)."""
     columns = [(name, phase) for name in results for phase in ("init", "trained")]
     with io.atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["t", *(f"{name}_{phase}" for name, phase in columns)])
             steps = len(next(iter(results.values()))["norms"]["init"])
+            tiny = np.finfo(np.float64).tiny
             for t in range(steps):
-                writer.writerow([t + 1, *(f"{results[n]['norms'][p][t]:.6g}" for n, p in columns)])
+                writer.writerow([t + 1, *(f"{np.log10(max(results[n]['norms'][p][t], tiny)):.6g}" for n, p in columns)])
 
 
 def plot_norms(results: dict[str, Any], data: dict[str, Any], out: Path) -> None:
