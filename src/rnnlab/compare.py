@@ -132,10 +132,7 @@ def plot_metric(board: Leaderboard, out: Path, x: str = PLOT_X, lines: str = PLO
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(board.title + (" — synthetic sample" if board.synthetic else ""), fontsize=10)
-    fig.tight_layout()
-    with io.atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    io.write_figure(fig, out)
     return True
 
 
