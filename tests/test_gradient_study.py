@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from rnnlab import gradient_study, tracking
+from rnnlab import gradient_study, io, tracking
 from rnnlab.config import ConfigError, compose
 from rnnlab.models.numpy_lstm import NumpyLSTM
 from rnnlab.models.numpy_rnn import NumpyRNN
@@ -35,7 +35,8 @@ def test_keras_replay_and_numpy_bptt_give_the_same_gradient_norms(cell, cls):
     the NumPy model's written-out BPTT, on the same weights."""
     x, y = one_hot_task()
     numpy_model = cls(x.shape[-1], 6, 2, seed=3, init_scale=0.5)
-    variant = OmegaConf.create({"cell": cell, "activation": "tanh", "recurrent_initializer": "orthogonal"})
+    variant = OmegaConf.create({"cell": cell, "activation": "tanh", "recurrent_initializer": "orthogonal",
+                                "forget_bias": 1.0})
     keras_model = gradient_study.build_keras(variant, 6, x.shape[1], x.shape[2])
     p = numpy_model.params
     recurrent = [p["W_xh"], p["W_hh"], p["b_h"]] if cell == "simplernn" else [p["W_x"], p["W_h"], p["b"]]
@@ -68,6 +69,8 @@ def test_gradient_norms_follow_the_recurrent_matrix():
     ("units=0", "units"),
     ("data=imdb", "data.name"),
     ("+variants.extra.cell=transformer", "variants.extra.cell"),
+    ("variants.gru.remedy_of=transformer", "variants.gru.remedy_of"),
+    ("variants.gru.remedy_of=gru", "variants.gru.remedy_of"),
 ])
 def test_bad_study_config_stops_with_one_message(override, fragment):
     with pytest.raises(ConfigError) as info:
@@ -103,6 +106,17 @@ def test_tiny_study_writes_metrics_norms_figures_and_runs(isolated_root: Path):
     assert run.data.params["variant.cell"] == "gru"
     assert len(client.get_metric_history(run.info.run_id, "grad_norm_init")) == 100
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0, 1]
+
+    # The report's section: every variant in the config's order, and each remedy beside what it changes.
+    from rnnlab.report import gradient_study_section
+
+    text = "\n".join(gradient_study_section(io.read_json(outputs.metrics / "metrics.json")))
+    rows = [line.split(" | ")[0].lstrip("| ") for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0] == "variant" and rows[1:1 + len(cfg.variants)] == list(cfg.variants)
+    v = metrics["variants"]
+    assert (f"| lstm_forget_bias | lstm | {v['lstm']['test_accuracy']:.3f} → {v['lstm_forget_bias']['test_accuracy']:.3f} | "
+            f"{v['lstm']['log10_ratio_init']:.1f} → {v['lstm_forget_bias']['log10_ratio_init']:.1f} |") in text
+    assert "SYNTHETIC SAMPLE" in text and "### The course's question" in text
     keras.backend.clear_session()
 
 

@@ -100,6 +100,8 @@ class VariantConfig:
     init_scale: float = 0.1
     forget_bias: float = 1.0
     label: str = ""
+    # The variant this one changes in a single respect: the report sets them side by side.
+    remedy_of: Optional[str] = None
 
 
 @dataclass
@@ -173,6 +175,8 @@ def validate_study(cfg: DictConfig) -> DictConfig:
         require(v.forget_bias == 1.0 or v.cell == "lstm", f"{key}.forget_bias", v.forget_bias,
                 "only an LSTM has a forget gate; leave it at 1.0")
         require(v.init_scale > 0, f"{key}.init_scale", v.init_scale, "must be > 0")
+        require(v.remedy_of is None or (v.remedy_of in merged.variants and v.remedy_of != name),
+                f"{key}.remedy_of", v.remedy_of, "name another variant of this study, or null")
     _check_trainer(merged.trainer, require)
     _check_data(merged.data, require)
     OmegaConf.set_readonly(merged, True)

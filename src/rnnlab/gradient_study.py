@@ -178,7 +178,8 @@ def run_variant(name: str, variant: Any, cfg: Any, data: dict[str, Any]) -> dict
         seconds = time.perf_counter() - started
         trained = measure(model, x_measure, y_measure)
         result = {
-            "label": str(variant.label or name), "implementation": str(variant.implementation),
+            "label": str(variant.label or name), "remedy_of": variant.remedy_of,
+            "implementation": str(variant.implementation),
             "cell": str(variant.cell), "activation": str(variant.activation),
             "test_accuracy": test_accuracy(model, data["x_test"], data["y_test"]),
             "train_accuracy": float(history["accuracy"][-1]), "train_loss": float(history["loss"][-1]),
@@ -219,6 +220,7 @@ def study(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
         "baseline": {"name": "majority class of the training labels (chance)",
                      "accuracy": float(np.mean(data["y_test"] == majority))},
         "trainer": OmegaConf.to_container(cfg.trainer), "units": int(cfg.units),
+        "order": list(results),  # the config's order; the JSON's keys are sorted
         "variants": {name: {k: v for k, v in r.items() if k not in ("norms", "history")} for name, r in results.items()},
     }
     io.write_json(outputs.metrics / "metrics.json", metrics)

@@ -187,7 +187,8 @@ REMEDIES = """What each remedy does to the product of step Jacobians that carrie
 
 def gradient_study_section(metrics: dict[str, Any]) -> list[str]:
     """The study's table, figures and the answer its numbers give (src/rnnlab/gradient_study.py)."""
-    data, variants, chance = metrics["data"], metrics["variants"], metrics["baseline"]["accuracy"]
+    data, chance = metrics["data"], metrics["baseline"]["accuracy"]
+    variants = {name: metrics["variants"][name] for name in metrics.get("order", metrics["variants"])}
     trainer = metrics["trainer"]
     lines = ["## gradient_study", "",
              f'<p class="synthetic"><b>{data["label"].upper()}</b>: a generated task, built to need a '
@@ -206,6 +207,19 @@ def gradient_study_section(metrics: dict[str, Any]) -> list[str]:
     lines += [f"| baseline | {metrics['baseline']['name']} | {chance:.3f} | | | | |", "",
               "![gradient norms](gradient_study/gradient_norms.png)", "",
               "![training accuracy](gradient_study/training_curves.png)", ""]
+    remedies = [(n, v) for n, v in variants.items() if v.get("remedy_of") in variants]
+    if remedies:
+        lines += ["### Each remedy against the variant it changes", "",
+                  "One change at a time: each row's variant differs from the one it is set against in the "
+                  "respect its description names.", "",
+                  "| variant | against | test accuracy | log10 g_1/g_T at init | log10 g_1/g_T trained |",
+                  "|---|---|---:|---:|---:|"]
+        for name, v in remedies:
+            ref = variants[v["remedy_of"]]
+            lines.append(f"| {name} | {v['remedy_of']} | {ref['test_accuracy']:.3f} → {v['test_accuracy']:.3f} | "
+                         f"{ref['log10_ratio_init']:.1f} → {v['log10_ratio_init']:.1f} | "
+                         f"{ref['log10_ratio_trained']:.1f} → {v['log10_ratio_trained']:.1f} |")
+        lines.append("")
     learned = [n for n, v in variants.items() if v["test_accuracy"] >= 0.9]
     near_chance = [n for n, v in variants.items() if v["test_accuracy"] < chance + 0.1]
     by_init = sorted(variants, key=lambda n: variants[n]["log10_ratio_init"], reverse=True)
@@ -214,6 +228,10 @@ def gradient_study_section(metrics: dict[str, Any]) -> list[str]:
               f"- Stayed within 0.1 of chance ({chance:.2f}): {', '.join(near_chance) or 'none'}.",
               "- At initialisation, the share of the gradient that reaches t = 1, largest first: " +
               ", ".join(f"{n} 10^{variants[n]['log10_ratio_init']:.1f}" for n in by_init) + ".",
+              *(f"- After training, log10 g_1/g_T of the variants that {group}: "
+                f"{min(variants[n]['log10_ratio_trained'] for n in names):.1f} to "
+                f"{max(variants[n]['log10_ratio_trained'] for n in names):.1f}."
+                for group, names in (("learned", learned), ("stayed near chance", near_chance)) if names),
               "", REMEDIES, ""]
     return lines
 
