@@ -87,7 +87,7 @@ def test_tiny_study_writes_metrics_norms_figures_and_runs(isolated_root: Path):
     assert metrics["data"]["synthetic"] and metrics["data"]["length"] == 100
     assert metrics["baseline"]["accuracy"] == 0.5  # balanced labels: the majority class is chance
     for name, v in metrics["variants"].items():
-        assert 0.0 <= v["test_accuracy"] <= 1.0 and np.isfinite(v["log10_ratio_trained"]), name
+        assert 0.0 <= v["test_accuracy"] <= 1.0 and np.isfinite(v["log10_ratio_init"]), name
     # The plain tanh RNN loses far more of its gradient over 99 steps than the identity-initialised ReLU one.
     assert metrics["variants"]["irnn"]["log10_ratio_init"] > metrics["variants"]["simplernn"]["log10_ratio_init"] + 2
 
@@ -117,6 +117,11 @@ def test_tiny_study_writes_metrics_norms_figures_and_runs(isolated_root: Path):
     assert (f"| lstm_forget_bias | lstm | {v['lstm']['test_accuracy']:.3f} → {v['lstm_forget_bias']['test_accuracy']:.3f} | "
             f"{v['lstm']['log10_ratio_init']:.1f} → {v['lstm_forget_bias']['log10_ratio_init']:.1f} |") in text
     assert "SYNTHETIC SAMPLE" in text and "### The course's question" in text
+    # A model certain of every answer sends back a gradient of exactly 0: its ratio is undefined.
+    saturated = io.read_json(outputs.metrics / "metrics.json")
+    saturated["variants"]["irnn"]["log10_ratio_trained"] = None
+    text = "\n".join(gradient_study_section(saturated))
+    assert text.count("n/a (g_T = 0)") == 2  # its row, and its row in the remedies table
     keras.backend.clear_session()
 
 
@@ -134,3 +139,9 @@ def test_an_open_forget_gate_carries_the_gradient_further(implementation):
         assert np.all(b[8:16] == bias) and np.all(b[:8] == 0) and np.all(b[16:] == 0)
         ratios[bias] = gradient_study.log10_ratio(gradient_study.measure(model, x, y))
     assert ratios[3.0] > ratios[1.0] + 3  # orders of magnitude more of the gradient reaches t = 1
+
+
+def test_the_ratio_of_a_zero_gradient_is_undefined():
+    assert gradient_study.log10_ratio(np.array([0.0, 0.5, 0.0])) is None
+    assert gradient_study.log10_ratio(np.array([0.0, 1.0])) == pytest.approx(np.log10(np.finfo(np.float64).tiny))
+    assert gradient_study.log10_ratio(np.array([1e-3, 1.0, 10.0])) == pytest.approx(-4.0)

@@ -190,20 +190,23 @@ def run_variant(name: str, variant: Any, cfg: Any, data: dict[str, Any]) -> dict
             "run_id": active.info.run_id,
         }
         mlflow.log_metrics({k: result[k] for k in ("test_accuracy", "train_accuracy", "log10_ratio_init",
-                                                   "log10_ratio_trained")})
+                                                   "log10_ratio_trained") if result[k] is not None})
         now = int(time.time() * 1000)
         mlflow.MlflowClient().log_batch(active.info.run_id, metrics=[
             Metric(f"grad_norm_{phase}", float(v), now, t + 1)
             for phase, values in (("init", at_init), ("trained", trained)) for t, v in enumerate(values)])
-    log.info("%s: test accuracy %.3f, log10 g_1/g_T %.1f at init, %.1f trained (%.0f s)", name,
+    log.info("%s: test accuracy %.3f, log10 g_1/g_T %s at init, %s trained (%.0f s)", name,
              result["test_accuracy"], result["log10_ratio_init"], result["log10_ratio_trained"], seconds)
     return result
 
 
-def log10_ratio(norms: np.ndarray) -> float:
-    """log10(g_1 / g_T); a norm that underflowed to 0 counts as the smallest positive float."""
-    tiny = np.finfo(np.float64).tiny
-    return float(np.log10(max(norms[0], tiny)) - np.log10(max(norms[-1], tiny)))
+def log10_ratio(norms: np.ndarray) -> float | None:
+    """log10(g_1 / g_T), or None when g_T is 0: a model so sure of every answer that the
+    loss's gradient rounds to 0 in float32 sends nothing back, and the ratio is undefined.
+    A g_1 that underflowed to 0 counts as the smallest positive float64."""
+    if norms[-1] == 0:
+        return None
+    return float(np.log10(max(norms[0], np.finfo(np.float64).tiny)) - np.log10(norms[-1]))
 
 
 def study(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
@@ -240,19 +243,22 @@ def write_norms_csv(results: dict[str, Any], path: Path) -> None:
             writer = csv.writer(fh)
             writer.writerow(["t", *(f"{name}_{phase}" for name, phase in columns)])
             steps = len(next(iter(results.values()))["norms"]["init"])
-            tiny = np.finfo(np.float64).tiny
             for t in range(steps):
-                writer.writerow([t + 1, *(f"{np.log10(max(results[n]['norms'][p][t], tiny)):.6g}" for n, p in columns)])
+                # A norm of exactly 0 has no logarithm: left empty.
+                writer.writerow([t + 1, *(f"{np.log10(g):.6g}" if (g := results[n]["norms"][p][t]) > 0 else ""
+                                          for n, p in columns)])
 
 
 def plot_norms(results: dict[str, Any], data: dict[str, Any], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
-    tiny = np.finfo(np.float64).tiny
     for ax, phase in zip(axes, ("init", "trained")):
         for name, r in results.items():
-            norms = np.maximum(np.asarray(r["norms"][phase]), tiny)
+            norms = np.asarray(r["norms"][phase])
             style = "--" if r["implementation"] == "numpy" else "-"
-            ax.plot(np.arange(1, len(norms) + 1), np.log10(norms), style, lw=1.3, label=name)
+            # Zeros (a saturated loss sends back nothing) have no logarithm and are not drawn.
+            log_norms = np.log10(np.where(norms > 0, norms, np.nan))
+            label = name if (norms > 0).any() else f"{name} (all 0)"
+            ax.plot(np.arange(1, len(norms) + 1), log_norms, style, lw=1.3, label=label)
         ax.set_xlabel("t (step of the hidden state)")
         ax.set_title("at initialisation" if phase == "init" else "after training")
         ax.grid(alpha=0.3)

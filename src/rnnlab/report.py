@@ -198,12 +198,13 @@ def gradient_study_section(metrics: dict[str, Any]) -> list[str]:
              f"{data['n_test']} test sequences), {metrics['units']} units, Adam lr {trainer['learning_rate']:g}, "
              f"batch {trainer['batch_size']}, {trainer['epochs']} epochs, the same seed. g_t is the mean of "
              f"||dL_i/dh_t|| over {data['n_measure']} test sequences; g_1/g_T is the share of the loss's pull on "
-             "the last state that reaches the first one.", "",
+             "the last state that reaches the first one; n/a where the trained model is so sure of every answer "
+             "that the loss gradient is exactly 0 in float32.", "",
              "| variant | what it is | test accuracy | training accuracy | log10 g_1/g_T at init | "
              "log10 g_1/g_T trained | training time (s) |", "|---|---|---:|---:|---:|---:|---:|"]
     for name, v in variants.items():
         lines.append(f"| {name} | {v['label']} | {v['test_accuracy']:.3f} | {v['train_accuracy']:.3f} | "
-                     f"{v['log10_ratio_init']:.1f} | {v['log10_ratio_trained']:.1f} | {v['train_seconds']:.0f} |")
+                     f"{_ratio(v['log10_ratio_init'])} | {_ratio(v['log10_ratio_trained'])} | {v['train_seconds']:.0f} |")
     lines += [f"| baseline | {metrics['baseline']['name']} | {chance:.3f} | | | | |", "",
               "![gradient norms](gradient_study/gradient_norms.png)", "",
               "![training accuracy](gradient_study/training_curves.png)", ""]
@@ -217,23 +218,31 @@ def gradient_study_section(metrics: dict[str, Any]) -> list[str]:
         for name, v in remedies:
             ref = variants[v["remedy_of"]]
             lines.append(f"| {name} | {v['remedy_of']} | {ref['test_accuracy']:.3f} → {v['test_accuracy']:.3f} | "
-                         f"{ref['log10_ratio_init']:.1f} → {v['log10_ratio_init']:.1f} | "
-                         f"{ref['log10_ratio_trained']:.1f} → {v['log10_ratio_trained']:.1f} |")
+                         f"{_ratio(ref['log10_ratio_init'])} → {_ratio(v['log10_ratio_init'])} | "
+                         f"{_ratio(ref['log10_ratio_trained'])} → {_ratio(v['log10_ratio_trained'])} |")
         lines.append("")
     learned = [n for n, v in variants.items() if v["test_accuracy"] >= 0.9]
     near_chance = [n for n, v in variants.items() if v["test_accuracy"] < chance + 0.1]
-    by_init = sorted(variants, key=lambda n: variants[n]["log10_ratio_init"], reverse=True)
+    by_init = sorted((n for n in variants if variants[n]["log10_ratio_init"] is not None),
+                     key=lambda n: variants[n]["log10_ratio_init"], reverse=True)
     lines += ["### The course's question: what gets around the vanishing gradient?", "",
               f"- Learned the task (test accuracy at least 0.9): {', '.join(learned) or 'none'}.",
               f"- Stayed within 0.1 of chance ({chance:.2f}): {', '.join(near_chance) or 'none'}.",
               "- At initialisation, the share of the gradient that reaches t = 1, largest first: " +
               ", ".join(f"{n} 10^{variants[n]['log10_ratio_init']:.1f}" for n in by_init) + ".",
-              *(f"- After training, log10 g_1/g_T of the variants that {group}: "
-                f"{min(variants[n]['log10_ratio_trained'] for n in names):.1f} to "
-                f"{max(variants[n]['log10_ratio_trained'] for n in names):.1f}."
-                for group, names in (("learned", learned), ("stayed near chance", near_chance)) if names),
+              *(f"- After training, log10 g_1/g_T of the variants that {group}: {min(ratios):.1f} to {max(ratios):.1f}"
+                + (f" ({', '.join(undefined)}: undefined, see the table)" if undefined else "") + "."
+                for group, names in (("learned", learned), ("stayed near chance", near_chance))
+                for ratios, undefined in [([variants[n]["log10_ratio_trained"] for n in names
+                                            if variants[n]["log10_ratio_trained"] is not None],
+                                           [n for n in names if variants[n]["log10_ratio_trained"] is None])]
+                if ratios),
               "", REMEDIES, ""]
     return lines
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a (g_T = 0)" if value is None else f"{value:.1f}"
 
 
 def build_report(experiments: list[str]) -> dict[str, Any]:
