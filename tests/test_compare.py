@@ -96,3 +96,44 @@ def test_a_job_is_named_after_the_values_it_varies():
     assert job.tags()["hydra.job.num"] == "3"
     assert sweeps.short_names(["model.dropout", "data.dropout", "regularizer"]) == {
         "model.dropout": "model.dropout", "data.dropout": "data.dropout", "regularizer": "regularizer"}
+
+
+def test_a_regression_sweep_is_ranked_lowest_error_first(isolated_root):
+    """evaluate tags each run with its primary metric; an RMSE sweep sorts ascending and names
+    its own baseline, on the leaderboard and on the sweep's parent run."""
+    client = MlflowClient(tracking.tracking_uri())
+    experiment_id = tracking.set_experiment("sine_simplernn")
+    parent = client.create_run(experiment_id, run_name="sine sweep",
+                               tags={sweeps.ROLE_TAG: "parent", "experiment": "sine_simplernn"}).info.run_id
+    for name, (rmse, dropout) in {"dropout=0.0": (0.80, 0.0), "dropout=0.2": (0.70, 0.2),
+                                  "dropout=0.5": (0.95, 0.5)}.items():
+        child = client.create_run(experiment_id, run_name=name, tags={
+            "mlflow.parentRunId": parent, "primary_metric": "rmse", "primary_higher_is_better": "false",
+            "baseline_name": "persistence (tomorrow equals today)"}).info.run_id
+        client.log_param(child, "model.dropout", dropout)
+        client.log_metric(child, "test_rmse", rmse)
+        client.log_metric(child, "baseline_rmse", 0.864)
+        client.set_terminated(child, "FINISHED")
+    summary = sweeps._finish_parent(parent, "FINISHED")
+    board, files = compare.compare([], parent_run_id=parent)
+
+    assert [row["run"] for row in board.rows] == ["dropout=0.2", "dropout=0.0", "dropout=0.5"]
+    assert board.columns()[3:5] == ["test_rmse", "baseline_rmse"] and board.baseline() == 0.864
+    markdown = files["md"].read_text()
+    assert "sorted by test_rmse (lower is better)" in markdown
+    assert "Baseline (persistence (tomorrow equals today), same test split): baseline_rmse 0.8640" in markdown
+    assert summary.best == ("dropout=0.2", 0.70, "test_rmse")
+    assert client.get_run(parent).data.metrics["best_test_rmse"] == pytest.approx(0.70)
+
+
+def test_runs_ranked_by_different_metrics_have_no_best(isolated_root):
+    client = MlflowClient(tracking.tracking_uri())
+    experiment_id = tracking.set_experiment("mixed")
+    accuracy = client.create_run(experiment_id, run_name="a").info.run_id
+    client.log_metric(accuracy, "test_accuracy", 0.9)
+    rmse = client.create_run(experiment_id, run_name="b", tags={"primary_metric": "rmse",
+                                                                "primary_higher_is_better": "false"}).info.run_id
+    client.log_metric(rmse, "test_rmse", 0.7)
+    runs = [client.get_run(accuracy), client.get_run(rmse)]
+    assert sweeps.best_run(runs[:1]) == ("a", 0.9, "test_accuracy")  # untagged: ranked by test accuracy
+    assert sweeps.best_run(runs) is None  # a sweep over experiments has no single best

@@ -5,8 +5,9 @@
 
 Reads the sweep from MLflow (the project's store, or MLFLOW_TRACKING_URI), prints the
 leaderboard as Markdown and writes reports/leaderboards/<experiment>.md, .csv and .png:
-the runs by test accuracy, the parameters that differ between them, the baseline's
-accuracy, and a plot of the metric against dropout, one line per regularizer.
+the runs by the experiment's primary test metric (accuracy, RMSE or bits per character,
+best first), the parameters that differ between them, the baseline on the same metric,
+and a plot of the metric against dropout, one line per regularizer.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from rnnlab import io, paths, tracking  # noqa: E402
 from rnnlab.cli import USER_ERRORS  # noqa: E402
 from rnnlab.config import ConfigError, compose  # noqa: E402
-from rnnlab.sweeps import PRIMARY_METRIC, ROLE_TAG, child_runs  # noqa: E402
+from rnnlab.sweeps import PRIMARY_METRIC, ROLE_TAG, child_runs, primary_of  # noqa: E402
 
-BASELINE_METRIC = "baseline_accuracy"
 # The report's sweep figure: the metric against this param, one line per value of the other.
 PLOT_X = "model.dropout"
 PLOT_LINES = "regularizer.kind"
@@ -47,32 +47,44 @@ class Leaderboard:
     synthetic: bool
     varied: list[str]       # param keys whose values differ between the runs
     rows: list[dict[str, Any]]
+    metric: str = PRIMARY_METRIC  # test_<primary metric>; baseline_<primary metric> beside it
+    higher_is_better: bool = True
+    baseline_name: str = "baseline"
+
+    @property
+    def baseline_metric(self) -> str:
+        return "baseline_" + self.metric.removeprefix("test_")
 
     def columns(self) -> list[str]:
-        return ["rank", "run", "status", PRIMARY_METRIC, BASELINE_METRIC, "vs_baseline", *self.varied, "run_id"]
+        return ["rank", "run", "status", self.metric, self.baseline_metric, "vs_baseline", *self.varied, "run_id"]
 
     def baseline(self) -> float | None:
-        values = {row[BASELINE_METRIC] for row in self.rows if not _missing(row[BASELINE_METRIC])}
+        values = {row[self.baseline_metric] for row in self.rows if not _missing(row[self.baseline_metric])}
         return values.pop() if len(values) == 1 else None
 
 
 def build(parent: Run, children: list[Run]) -> Leaderboard:
-    """Sort the children by the primary metric (failed runs last) and find the params that differ."""
+    """Sort the children by their primary metric, best first (failed runs last), and find the
+    params that differ. The metric is the one evaluate tagged on the runs (rnnlab.sweeps.primary_of)."""
     varied = differing_params([child.data.params for child in children])
-    rows = []
+    tagged = [child for child in children if "primary_metric" in child.data.tags]
+    metric, higher_is_better = primary_of(tagged[0]) if tagged else (PRIMARY_METRIC, True)
+    board = Leaderboard(title=parent.info.run_name, parent_run_id=parent.info.run_id,
+                        command=parent.data.tags.get("sweep.command", ""),
+                        synthetic=any(c.data.tags.get("data.synthetic") == "true" for c in children),
+                        varied=varied, rows=[], metric=metric, higher_is_better=higher_is_better,
+                        baseline_name=tagged[0].data.tags.get("baseline_name", "baseline") if tagged else "baseline")
     for child in children:
-        metric = child.data.metrics.get(PRIMARY_METRIC, math.nan)
-        baseline = child.data.metrics.get(BASELINE_METRIC, math.nan)
-        rows.append({"run": child.info.run_name, "status": child.info.status, PRIMARY_METRIC: metric,
-                     BASELINE_METRIC: baseline, "vs_baseline": round(metric - baseline, 6),
-                     **{key: child.data.params.get(key, "") for key in varied}, "run_id": child.info.run_id})
-    rows.sort(key=lambda row: (math.isnan(row[PRIMARY_METRIC]), -_or(row[PRIMARY_METRIC], 0.0)))
-    for rank, row in enumerate(rows, 1):
+        value = child.data.metrics.get(metric, math.nan)
+        baseline = child.data.metrics.get(board.baseline_metric, math.nan)
+        board.rows.append({"run": child.info.run_name, "status": child.info.status, metric: value,
+                           board.baseline_metric: baseline, "vs_baseline": round(value - baseline, 6),
+                           **{key: child.data.params.get(key, "") for key in varied}, "run_id": child.info.run_id})
+    sign = -1.0 if higher_is_better else 1.0
+    board.rows.sort(key=lambda row: (math.isnan(row[metric]), sign * _or(row[metric], 0.0)))
+    for rank, row in enumerate(board.rows, 1):
         row["rank"] = rank
-    return Leaderboard(title=parent.info.run_name, parent_run_id=parent.info.run_id,
-                       command=parent.data.tags.get("sweep.command", ""),
-                       synthetic=any(c.data.tags.get("data.synthetic") == "true" for c in children),
-                       varied=varied, rows=rows)
+    return board
 
 
 def differing_params(params: list[dict[str, str]]) -> list[str]:
@@ -89,10 +101,10 @@ def to_markdown(board: Leaderboard) -> str:
     finished = sum(row["status"] == "FINISHED" for row in board.rows)
     lines += [f"Sweep `{board.command}`", "",
               f"Parent run `{board.parent_run_id}`; {finished} of {len(board.rows)} runs finished; "
-              f"sorted by {PRIMARY_METRIC}.", ""]
+              f"sorted by {board.metric} ({'higher' if board.higher_is_better else 'lower'} is better).", ""]
     baseline = board.baseline()
     if baseline is not None:
-        lines += [f"Baseline (bag-of-words logistic regression, same test split): {BASELINE_METRIC} "
+        lines += [f"Baseline ({board.baseline_name}, same test split): {board.baseline_metric} "
                   f"{baseline:.4f}.", ""]
     columns = board.columns()
     lines.append("| " + " | ".join(columns) + " |")
@@ -110,12 +122,11 @@ def write_csv(board: Leaderboard, path: Path) -> None:
             writer.writerows(board.rows)
 
 
-def plot_metric(board: Leaderboard, out: Path, x: str = PLOT_X, lines: str = PLOT_LINES,
-                metric: str = PRIMARY_METRIC) -> bool:
-    """The report's sweep figure: `metric` against `x`, one line per value of `lines`, and the baseline.
-
-    Returns False, writing nothing, when the sweep did not vary `x`.
+def plot_metric(board: Leaderboard, out: Path, x: str = PLOT_X, lines: str = PLOT_LINES) -> bool:
+    """The report's sweep figure: the board's metric against `x`, one line per value of `lines`,
+    and the baseline. Returns False, writing nothing, when the sweep did not vary `x`.
     """
+    metric = board.metric
     rows = [row for row in board.rows if not _missing(row[metric]) and row.get(x, "") != ""]
     if x not in board.varied or not rows:
         return False
@@ -126,7 +137,7 @@ def plot_metric(board: Leaderboard, out: Path, x: str = PLOT_X, lines: str = PLO
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=f"{lines}={group}")
     baseline = board.baseline()
     if baseline is not None:
-        ax.axhline(baseline, color="grey", linestyle="--", label="baseline (bag of words)")
+        ax.axhline(baseline, color="grey", linestyle="--", label=f"baseline ({board.baseline_name})")
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
@@ -168,7 +179,7 @@ def compare(overrides: list[str], parent_run_id: str | None = None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Leaderboard of a sweep: its MLflow runs by test accuracy.")
+    parser = argparse.ArgumentParser(description="Leaderboard of a sweep: its MLflow runs by their primary test metric.")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides naming the experiment, e.g. experiment=imdb_lstm")
     parser.add_argument("--parent", help="the sweep's parent run id (default: the experiment's latest sweep)")
     parser.add_argument("--out", type=Path, help="folder for the .md, .csv and .png (default: reports/leaderboards)")

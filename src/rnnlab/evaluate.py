@@ -229,6 +229,10 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
         flat = {f"test_{k}": v for k, v in metrics["model"].items() if isinstance(v, float)}
         flat.update({f"baseline_{k}": v for k, v in metrics["baseline"].items() if isinstance(v, float)})
         mlflow.log_metrics(flat)
+        # What sweeps and leaderboards rank this run by (rnnlab.sweeps.primary_of).
+        mlflow.set_tags({"primary_metric": primary["name"],
+                         "primary_higher_is_better": str(primary["higher_is_better"]).lower(),
+                         "baseline_name": metrics["baseline"]["name"]})
         mlflow.log_artifact(str(outputs.metrics / "metrics.json"))
         mlflow.log_artifacts(str(outputs.figures), "figures")
     log.info("evaluated %s: %s %.4f (baseline %.4f)", cfg.experiment_name, primary["name"], model_value, baseline_value)

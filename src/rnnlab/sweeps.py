@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 # Our own variables: MLFLOW_RUN_ID would make every job resume the parent (mlflow#15713).
 PARENT_ENV = "RNNLAB_PARENT_RUN_ID"
 SWEPT_KEYS_ENV = "RNNLAB_SWEPT_KEYS"
-# The metric a job returns to the sweeper (rnnlab.train.main) and the leaderboard sorts by.
+# What a run is ranked by when it lacks the tags evaluate sets (see primary_of).
 PRIMARY_METRIC = "test_accuracy"
 # Tags on the parent run; rnnlab.compare finds sweeps by the first.
 ROLE_TAG = "rnnlab.sweep"
@@ -223,6 +223,29 @@ def command_line() -> str:
     return " ".join([*program, *map(shlex.quote, sys.argv[1:])])
 
 
+def primary_of(run: Any) -> tuple[str, bool]:
+    """The metric a finished run is ranked by, test_<name>, and whether higher is better: from
+    the tags evaluate sets (accuracy, RMSE or bits per character by experiment); test accuracy
+    for a run without them."""
+    tags = run.data.tags
+    return f"test_{tags.get('primary_metric', 'accuracy')}", tags.get("primary_higher_is_better", "true") == "true"
+
+
+def best_run(runs: list[Any]) -> tuple[str, float, str] | None:
+    """(run name, value, metric) of the best run by its primary metric; None when no run has
+    one, or when the runs are ranked by different metrics (a sweep over experiments)."""
+    ranked = {primary_of(run) for run in runs}
+    if len(ranked) != 1:
+        return None
+    (metric, higher_is_better), = ranked
+    scored = [(run.info.run_name, run.data.metrics[metric]) for run in runs
+              if not math.isnan(run.data.metrics.get(metric, math.nan))]
+    if not scored:
+        return None
+    name, value = (max if higher_is_better else min)(scored, key=lambda item: item[1])
+    return name, value, metric
+
+
 @dataclass
 class Summary:
     """How a sweep went: what the parent run records and the sweep prints at its end."""
@@ -230,14 +253,14 @@ class Summary:
     total: int
     finished: int
     failed: dict[str, str]  # run name -> error
-    best: tuple[str, float] | None
+    best: tuple[str, float, str] | None  # run name, value, metric
 
     def line(self) -> str:
         text = f"{self.finished} of {self.total} jobs finished"
         if self.failed:
             text += f"; failed: {', '.join(self.failed)}"
         if self.best:
-            text += f"; best {PRIMARY_METRIC} {self.best[1]:.4f}: {self.best[0]}"
+            text += f"; best {self.best[2]} {self.best[1]:.4f}: {self.best[0]}"
         return text
 
     def failures(self) -> str:
@@ -259,14 +282,12 @@ def _finish_parent(parent_run_id: str, status: str) -> Summary:
     failed = {c.info.run_name: c.data.tags.get("error", c.info.status) for c in children if c.info.status != FINISHED}
     if total > len(children):
         failed[f"{total - len(children)} job(s)"] = "no run (the process died before it could record one)"
-    scored = [(c.info.run_name, c.data.metrics[PRIMARY_METRIC]) for c in finished
-              if not math.isnan(c.data.metrics.get(PRIMARY_METRIC, math.nan))]
-    best = max(scored, key=lambda item: item[1]) if scored else None
+    best = best_run(finished)
     summary = Summary(total=total, finished=len(finished), failed=failed, best=best)
 
     metrics = {"jobs": total, "jobs_finished": len(finished), "jobs_failed": total - len(finished)}
     if best:
-        metrics[f"best_{PRIMARY_METRIC}"] = best[1]
+        metrics[f"best_{best[2]}"] = best[1]
     for key, value in metrics.items():
         client.log_metric(parent_run_id, key, value)
     client.set_tag(parent_run_id, "sweep.result", summary.line()[:5000])
