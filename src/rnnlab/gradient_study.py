@@ -45,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from rnnlab import io, paths, tracking  # noqa: E402
 from rnnlab.cli import USER_ERRORS, run_stage  # noqa: E402
 from rnnlab.config import validate_study  # noqa: E402
+from rnnlab.errors import ConfigError  # noqa: E402
 from rnnlab.data.prepare import ensure_prepared  # noqa: E402
 from rnnlab.models.numpy_common import Adam, RecurrentClassifier  # noqa: E402
 from rnnlab.models.numpy_lstm import NumpyLSTM  # noqa: E402
@@ -93,9 +94,7 @@ def keras_state_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray) -> n
     """g_t for t = 1..T (see the module docstring), by replaying the model's cell step by step."""
     import tensorflow as tf
 
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError("the gradient study measures Keras models with TensorFlow's GradientTape; "
-                           "run it with KERAS_BACKEND=tensorflow (the default)")
+    check_backend()
     cell, head = model.get_layer("recurrent").cell, model.get_layer("logits")
     x = tf.constant(x, dtype=tf.float32)
     batch, steps, _ = x.shape
@@ -113,6 +112,13 @@ def keras_state_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray) -> n
         loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, head(h)))
     grads = tape.gradient(loss, probes).numpy()  # (T, batch, units)
     return np.linalg.norm(grads, axis=-1).mean(axis=1)
+
+
+def check_backend() -> None:
+    if keras.backend.backend() != "tensorflow":
+        raise ConfigError(f"KERAS_BACKEND={keras.backend.backend()}: the gradient study measures Keras models "
+                          "with TensorFlow's GradientTape; run it with KERAS_BACKEND=tensorflow (the default), "
+                          "or keep only NumPy variants.")
 
 
 def numpy_state_gradients(model: RecurrentClassifier, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -156,7 +162,7 @@ def fit(model: Any, variant: Any, cfg: Any, x: np.ndarray, y: np.ndarray,
                      callbacks=[epoch_logger]).history
 
 
-def test_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+def accuracy_on(model: Any, x: np.ndarray, y: np.ndarray) -> float:
     if isinstance(model, RecurrentClassifier):
         return model.evaluate(x.astype(model.dtype), y)[1]
     return float(np.mean(model.predict(x, batch_size=512, verbose=0).argmax(axis=1) == y))
@@ -181,7 +187,7 @@ def run_variant(name: str, variant: Any, cfg: Any, data: dict[str, Any]) -> dict
             "label": str(variant.label or name), "remedy_of": variant.remedy_of,
             "implementation": str(variant.implementation),
             "cell": str(variant.cell), "activation": str(variant.activation),
-            "test_accuracy": test_accuracy(model, data["x_test"], data["y_test"]),
+            "test_accuracy": accuracy_on(model, data["x_test"], data["y_test"]),
             "train_accuracy": float(history["accuracy"][-1]), "train_loss": float(history["loss"][-1]),
             "log10_ratio_init": log10_ratio(at_init), "log10_ratio_trained": log10_ratio(trained),
             "train_seconds": round(seconds, 1),
@@ -211,6 +217,8 @@ def log10_ratio(norms: np.ndarray) -> float | None:
 
 def study(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
     """Every variant of the config; writes metrics, norms and figures; returns metrics.json's content."""
+    if any(v.implementation == "keras" for v in cfg.variants.values()):
+        check_backend()  # before any data is read or model trained
     data = ensure_prepared(cfg)
     provenance = data["meta"]["provenance"]
     results = {name: run_variant(name, variant, cfg, data) for name, variant in cfg.variants.items()}
