@@ -48,13 +48,10 @@ from rnnlab.config import validate_study  # noqa: E402
 from rnnlab.errors import ConfigError  # noqa: E402
 from rnnlab.data.prepare import ensure_prepared  # noqa: E402
 from rnnlab.models.numpy_common import Adam, RecurrentClassifier  # noqa: E402
-from rnnlab.models.numpy_lstm import NumpyLSTM  # noqa: E402
-from rnnlab.models.numpy_rnn import NumpyRNN  # noqa: E402
+from rnnlab.models.keras_models import CELLS as KERAS_CELLS  # noqa: E402
+from rnnlab.models.numpy_models import CLASSES as NUMPY_CELLS  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-KERAS_CELLS = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-NUMPY_CELLS = {"simplernn": NumpyRNN, "lstm": NumpyLSTM}
 
 
 def build_keras(variant: Any, units: int, length: int, symbols: int) -> keras.Model:
