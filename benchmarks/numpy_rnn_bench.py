@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/numpy_rnn_bench.py [--epochs 1000] [--seeds 5] [--language en]
 
-Every row trains on the same phrases (rnnlab.data.sources.phrases, English by default)
+Every row trains on the same phrases (rnnlab.data.datasets.phrases, English by default)
 with hidden 64, weights randn / 1000, gradients clipped to [-1, 1], for the same number
 of epochs (the course's 1000), once per seed. After every epoch, outside the timed part,
 the training accuracy of the whole set is measured with the weights as they are, so
@@ -50,7 +50,7 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from rnnlab.data.sources import phrases
+from rnnlab.data.datasets import phrases
 from rnnlab.models.numpy_common import SGD, Adam
 from rnnlab.models.numpy_lstm import NumpyLSTM
 from rnnlab.models.numpy_rnn import NumpyRNN

@@ -45,7 +45,7 @@ def sweep(job: list[str], extra: list[str], out: Path, env: dict[str, str]) -> f
 
 def prepare_data(overrides: list[str], env: dict[str, str]) -> None:
     # In a subprocess too: the same environment as the sweeps, and no TensorFlow in this one.
-    code = ("import sys; from rnnlab.config import compose; from rnnlab.data.prepare import ensure_prepared; "
+    code = ("import sys; from rnnlab.config import compose; from rnnlab.data.cache import ensure_prepared; "
             "ensure_prepared(compose(sys.argv[1:]))")
     subprocess.run([sys.executable, "-c", code, *overrides], cwd=ROOT, env=env, check=True, capture_output=True)
 

@@ -16,10 +16,20 @@ from omegaconf import OmegaConf
 from rnnlab import gradient_study, io, tracking
 from rnnlab.config import ConfigError, compose
 from rnnlab.models.numpy_lstm import NumpyLSTM
+from rnnlab.models.numpy_models import NumpyModel
 from rnnlab.models.numpy_rnn import NumpyRNN
 from rnnlab.paths import Outputs
 
 TINY = ["profile=quick", "data.n_train=64", "data.n_test=32", "n_measure=16", "trainer.epochs=2"]
+
+
+def study_config(units: int) -> object:
+    """The study's config with `units` hidden units: what gradient_study.build reads."""
+    return compose(TINY + [f"model.units={units}", "seed=0"], config_name="gradient_study")
+
+
+def one_hot_meta(x: np.ndarray) -> dict:
+    return {"task": "binary", "input_spec": {"kind": "onehot", "length": x.shape[1], "features": x.shape[2]}}
 
 
 def one_hot_task(n: int = 12, length: int = 30, symbols: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -34,17 +44,17 @@ def test_keras_replay_and_numpy_bptt_give_the_same_gradient_norms(cell, cls):
     """Two independent routes to g_t, TensorFlow's autodiff through the replayed Keras cell and
     the NumPy model's written-out BPTT, on the same weights."""
     x, y = one_hot_task()
-    numpy_model = cls(x.shape[-1], 6, 2, seed=3, init_scale=0.5)
-    variant = OmegaConf.create({"cell": cell, "activation": "tanh", "recurrent_initializer": "orthogonal",
-                                "forget_bias": 1.0})
-    keras_model = gradient_study.build_keras(variant, 6, x.shape[1], x.shape[2])
-    p = numpy_model.params
+    numpy_model = NumpyModel(cls(x.shape[-1], 6, 2, seed=3, init_scale=0.5), cell)
+    variant = OmegaConf.create({"implementation": "keras", "cell": cell, "activation": "tanh",
+                                "recurrent_initializer": "orthogonal", "init_scale": 0.1, "forget_bias": 1.0})
+    keras_model = gradient_study.build(variant, study_config(6), one_hot_meta(x))
+    p = numpy_model.model.params
     recurrent = [p["W_xh"], p["W_hh"], p["b_h"]] if cell == "simplernn" else [p["W_x"], p["W_h"], p["b"]]
-    keras_model.get_layer("recurrent").set_weights([w.astype(np.float32) for w in recurrent])
-    keras_model.get_layer("logits").set_weights([p["W_hy"].astype(np.float32), p["b_y"].astype(np.float32)])
+    keras_model.model.layers[0].set_weights([w.astype(np.float32) for w in recurrent])
+    keras_model.model.get_layer("logits").set_weights([p["W_hy"].astype(np.float32), p["b_y"].astype(np.float32)])
 
-    from_numpy = gradient_study.measure(numpy_model, x, y)
-    from_keras = gradient_study.measure(keras_model, x, y)
+    from_numpy = numpy_model.state_gradients(x, y)
+    from_keras = keras_model.state_gradients(x, y)
     assert from_numpy.shape == from_keras.shape == (x.shape[1],)
     np.testing.assert_allclose(from_keras, from_numpy, rtol=2e-4)
     # The norms fall by orders of magnitude over 30 steps: the comparison covers small values too.
@@ -58,7 +68,7 @@ def test_gradient_norms_follow_the_recurrent_matrix():
     for scale in (0.5, 1.0):
         model = NumpyRNN(x.shape[-1], 8, 2, seed=0, init_scale=1e-4)
         model.params["W_hh"][...] = scale * np.eye(8)
-        ratio = gradient_study.log10_ratio(gradient_study.measure(model, x, y))
+        ratio = gradient_study.log10_ratio(NumpyModel(model, "simplernn").state_gradients(x, y))
         assert ratio == pytest.approx(19 * np.log10(scale), abs=1e-3)
 
 
@@ -66,7 +76,7 @@ def test_gradient_norms_follow_the_recurrent_matrix():
     ("variants.numpy_rnn.cell=gru", "variants.numpy_rnn.cell"),
     ("variants.lstm.recurrent_initializer=identity", "variants.lstm.recurrent_initializer"),
     ("variants.irnn.clipnorm=0", "variants.irnn.clipnorm"),
-    ("units=0", "units"),
+    ("model.units=0", "model.units"),
     ("data=imdb", "data.name"),
     ("+variants.extra.cell=transformer", "variants.extra.cell"),
     ("variants.gru.remedy_of=transformer", "variants.gru.remedy_of"),
@@ -128,16 +138,15 @@ def test_tiny_study_writes_metrics_norms_figures_and_runs(isolated_root: Path):
 @pytest.mark.parametrize("implementation", ["keras", "numpy"])
 def test_an_open_forget_gate_carries_the_gradient_further(implementation):
     x, y = one_hot_task(length=60)
-    spec = {"length": x.shape[1], "features": x.shape[2]}
-    cfg = OmegaConf.create({"units": 8, "seed": 0})
+    cfg = study_config(8)
     ratios = {}
     for bias in (1.0, 3.0):
         variant = OmegaConf.create({"implementation": implementation, "cell": "lstm", "activation": "tanh",
                                     "recurrent_initializer": "orthogonal", "init_scale": 0.1, "forget_bias": bias})
-        model = gradient_study.build(variant, cfg, spec)
-        b = model.params["b"] if implementation == "numpy" else model.get_layer("recurrent").get_weights()[2]
+        model = gradient_study.build(variant, cfg, one_hot_meta(x))
+        b = model.model.params["b"] if implementation == "numpy" else model.model.layers[0].get_weights()[2]
         assert np.all(b[8:16] == bias) and np.all(b[:8] == 0) and np.all(b[16:] == 0)
-        ratios[bias] = gradient_study.log10_ratio(gradient_study.measure(model, x, y))
+        ratios[bias] = gradient_study.log10_ratio(model.state_gradients(x, y))
     assert ratios[3.0] > ratios[1.0] + 3  # orders of magnitude more of the gradient reaches t = 1
 
 

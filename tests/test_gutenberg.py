@@ -8,9 +8,10 @@ from collections import Counter
 import pytest
 from omegaconf import OmegaConf
 
-from rnnlab.config import compose
+from rnnlab.config import compose, dataset_config
 from rnnlab.data.fetch import fetch, load_raw
-from rnnlab.data.sources import SOURCES, gutenberg, samples
+from rnnlab.data import samples
+from rnnlab.data.datasets import DATASETS, gutenberg
 from rnnlab.errors import ConfigError, DataSourceError
 
 # A small file laid out as gutenberg.org serves one today: byte-order mark, CRLF, header, markers, license.
@@ -25,7 +26,7 @@ BOOK_TEXT = "A TEST BOOK\n\nCHAPTER I.\n‘Oh dear!’ said the White Rabbit.\n"
 
 
 def data_cfg(**overrides):
-    return OmegaConf.merge(OmegaConf.structured(gutenberg.Schema), overrides)
+    return dataset_config("gutenberg", overrides)
 
 
 def closed_port_url() -> str:
@@ -154,7 +155,7 @@ def test_synthetic_text_is_deterministic_with_structure():
 
 
 def test_compose_validates_the_gutenberg_config_and_names_a_bad_key():
-    assert "gutenberg" in SOURCES
+    assert "gutenberg" in DATASETS
     cfg = compose(["experiment=imdb_lstm", "data=gutenberg"])
     assert cfg.data.name == "gutenberg" and cfg.data.book_id == 11 and cfg.data.window == 10
     assert gutenberg.book_urls(cfg.data)[0] == "https://www.gutenberg.org/cache/epub/11/pg11.txt"

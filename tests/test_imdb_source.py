@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from rnnlab.data.sources import imdb
+from rnnlab.data.datasets import imdb
 from rnnlab.errors import DataSourceError
 
 

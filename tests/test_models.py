@@ -3,7 +3,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from rnnlab.config import compose
-from rnnlab.models.keras_models import build_model, build_optimizer, regularizer_kwargs
+from rnnlab.models.keras_recurrent import build_model, build_optimizer, regularizer_kwargs
 
 
 def test_course_model_layers_and_parameter_count():
@@ -47,7 +47,7 @@ def test_regularizer_kinds_pick_their_strengths():
 def test_optimizers_with_clipping():
     base = {"learning_rate": 0.01, "momentum": 0.9, "clipnorm": 1.0, "clipvalue": None}
     sgd = build_optimizer(OmegaConf.create({**base, "optimizer": "sgd"}))
-    assert isinstance(sgd, keras.optimizers.SGD) and np.isclose(sgd.momentum, 0.9) and sgd.clipnorm == 1.0
+    assert isinstance(sgd, keras.optimizers.SGD) and np.isclose(sgd.momentum, 0.9) and sgd.global_clipnorm == 1.0
     assert isinstance(build_optimizer(OmegaConf.create({**base, "optimizer": "rmsprop"})), keras.optimizers.RMSprop)
 
 
@@ -65,7 +65,7 @@ def test_series_regression_with_dropout_between_and_dense_layers():
 def test_stateful_onehot_classifier_keeps_state_between_calls():
     cfg = compose(["experiment=imdb_lstm", "model.units=4", "model.stateful=true", "model.dropout=0.0",
                    "regularizer=none"])
-    model = build_model(cfg.model, cfg.regularizer, {"kind": "onehot", "length": 1, "features": 26}, "classes",
+    model = build_model(cfg.model, cfg.regularizer, {"kind": "onehot", "length": 1, "features": 26}, "next_char",
                         n_outputs=26, batch_size=1)
     x = np.eye(26, dtype="float32")[None, :1]
     first, second = np.asarray(model(x)), np.asarray(model(x))

@@ -13,7 +13,7 @@ import pytest
 
 from rnnlab import paths, tracking
 from rnnlab.config import compose
-from rnnlab.data.prepare import ensure_prepared
+from rnnlab.data.cache import ensure_prepared
 from rnnlab.models import numpy_models
 from rnnlab.train import run_experiment
 

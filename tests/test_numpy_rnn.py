@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from rnnlab.config import compose
 from rnnlab.data.fetch import fetch, load_raw
-from rnnlab.data.sources import phrases
+from rnnlab.data.datasets import phrases
 from rnnlab.errors import ConfigError, DataSourceError
 from rnnlab.models.numpy_common import SGD, Adam, clip_gradients, cross_entropy
 from rnnlab.models.numpy_lstm import NumpyLSTM

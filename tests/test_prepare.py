@@ -4,7 +4,8 @@ import pytest
 from rnnlab import io, paths
 from rnnlab.config import compose
 from rnnlab.data.fetch import fetch, load_raw
-from rnnlab.data.prepare import ensure_prepared, pad, prepare
+from rnnlab.data.cache import ensure_prepared
+from rnnlab.data.prepare import pad, prepare
 
 
 def test_pad_and_truncate_on_either_side():

@@ -25,7 +25,8 @@ from werkzeug import Request, Response
 from conftest import SHARED_DATA
 from rnnlab.config import ConfigError, compose
 from rnnlab.data import fetch
-from rnnlab.data.sources import SOURCES, prices
+from rnnlab.config import dataset_config
+from rnnlab.data.datasets import DATASETS, prices
 from rnnlab.errors import DataSourceError
 
 yf = pytest.importorskip("yfinance")
@@ -35,7 +36,7 @@ FB_TEST = SHARED_DATA / "FB_test_data.csv"
 
 
 def data_cfg(**overrides):
-    return OmegaConf.merge(OmegaConf.structured(prices.Schema), {"retry_wait": 0.01, **overrides})
+    return dataset_config("prices", {"retry_wait": 0.01, **overrides})
 
 
 def run_cfg(**data):
@@ -51,7 +52,7 @@ def shared(path: Path) -> Path:
 # --- configuration ---------------------------------------------------------------------------
 
 def test_prices_is_registered_and_composes_with_its_defaults():
-    assert SOURCES["prices"] is prices
+    assert DATASETS["prices"] is prices
     d = compose(["experiment=imdb_lstm", "data=prices"]).data
     assert (d.ticker, d.start, d.end, d.interval, d.price_column) == ("META", "2015-01-01", "2020-01-31", "1d", "Close")
     assert (d.window, d.test_start, d.scaler) == (40, "2020-01-01", "minmax")

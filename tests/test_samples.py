@@ -1,7 +1,8 @@
 import numpy as np
 
 from rnnlab.baselines import bag_of_words_logistic_regression
-from rnnlab.data.sources import imdb, samples
+from rnnlab.data import samples
+from rnnlab.data.datasets import imdb
 
 
 def test_same_seed_same_corpus_and_other_seed_differs():

@@ -64,9 +64,12 @@ class CharNGram:
             p = (followers.get(char, 0) + types * p) / (total + types)
         return p
 
+    def bits(self, ids: np.ndarray, first_target: int) -> np.ndarray:
+        """-log2 P of each target ids[first_target:], given the characters before it."""
+        seq = [int(i) for i in ids]
+        return np.array([-np.log2(self.prob(tuple(seq[max(0, t - self.order + 1):t]), seq[t]))
+                         for t in range(first_target, len(seq))])
+
     def bits_per_char(self, ids: np.ndarray, first_target: int) -> float:
         """Mean -log2 P over the targets ids[first_target:], each given the characters before it."""
-        seq = [int(i) for i in ids]
-        bits = [-np.log2(self.prob(tuple(seq[max(0, t - self.order + 1):t]), seq[t]))
-                for t in range(first_target, len(seq))]
-        return float(np.mean(bits))
+        return float(np.mean(self.bits(ids, first_target)))

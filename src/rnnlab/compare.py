@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from mlflow.entities import Run  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from rnnlab import io, paths, tracking  # noqa: E402
-from rnnlab.cli import USER_ERRORS  # noqa: E402
+from rnnlab import cli, io, paths, tracking  # noqa: E402
 from rnnlab.config import ConfigError, compose  # noqa: E402
 from rnnlab.sweeps import PRIMARY_METRIC, ROLE_TAG, child_runs, primary_of  # noqa: E402
 
@@ -96,8 +94,8 @@ def differing_params(params: list[dict[str, str]]) -> list[str]:
 def to_markdown(board: Leaderboard) -> str:
     lines = [f"# Leaderboard: {board.title}", ""]
     if board.synthetic:
-        lines += ["**SYNTHETIC SAMPLE**: trained on the offline synthetic corpus; these numbers show that the "
-                  "pipeline works, nothing about real reviews.", ""]
+        lines += ["**SYNTHETIC SAMPLE**: trained on an offline synthetic dataset; these numbers show that the "
+                  "pipeline works, nothing about real data.", ""]
     finished = sum(row["status"] == "FINISHED" for row in board.rows)
     lines += [f"Sweep `{board.command}`", "",
               f"Parent run `{board.parent_run_id}`; {finished} of {len(board.rows)} runs finished; "
@@ -166,9 +164,9 @@ def compare(overrides: list[str], parent_run_id: str | None = None,
         parent = client.get_run(parent_run_id)
     else:
         cfg = compose(overrides)
-        parent = find_parent(client, str(cfg.tracking.experiment or cfg.experiment_name))
+        parent = find_parent(client, tracking.experiment_name(cfg))
     board = build(parent, child_runs(client, parent.info.run_id, parent.info.experiment_id))
-    out_dir = out_dir or paths.ROOT / "reports" / "leaderboards"
+    out_dir = out_dir or paths.leaderboards_dir()
     stem = out_dir / parent.data.tags.get("experiment", "sweep")
     files = {"md": stem.with_suffix(".md"), "csv": stem.with_suffix(".csv")}
     io.write_text(files["md"], to_markdown(board))
@@ -184,11 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent", help="the sweep's parent run id (default: the experiment's latest sweep)")
     parser.add_argument("--out", type=Path, help="folder for the .md, .csv and .png (default: reports/leaderboards)")
     args = parser.parse_args(argv)
-    try:
+    with cli.user_errors_exit():
         board, files = compare(args.overrides, args.parent, args.out)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
     print(to_markdown(board))
     print("written: " + ", ".join(str(path) for path in files.values()))
 

@@ -13,22 +13,25 @@ A file is rewritten only when its content changes.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import yaml
 from omegaconf import OmegaConf
 
-from rnnlab import io, paths
-from rnnlab.cli import setup_logging
+from pathlib import Path
+
+from rnnlab import cli, io, paths
 from rnnlab.config import ConfigError, compose, data_part
 
 log = logging.getLogger(__name__)
 
 
-def read_params() -> dict[str, Any]:
+def read_params(path: Path | None = None) -> dict[str, Any]:
     """params.yaml: which experiments `dvc repro` builds, on which datasets, with which overrides."""
-    params = yaml.safe_load((paths.ROOT / "params.yaml").read_text()) or {}
+    path = path or paths.params_file()
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; the project's params.yaml says what `dvc repro` builds.")
+    params = yaml.safe_load(path.read_text()) or {}
     if not isinstance(params.get("experiments"), dict) or not params["experiments"]:
         raise ConfigError("params.yaml: `experiments` must map experiment names to their dataset, e.g. {imdb_lstm: imdb}.")
     if not isinstance(params.get("datasets"), list) or not params["datasets"]:
@@ -39,9 +42,9 @@ def read_params() -> dict[str, Any]:
     return params
 
 
-def compose_all() -> list[str]:
+def compose_all(params_path: Path | None = None) -> list[str]:
     """Compose, check and write every experiment of params.yaml; returns the files written."""
-    params = read_params()
+    params = read_params(params_path)
     overrides = [str(o) for o in params.get("overrides") or []]
     resolved = {name: compose([f"experiment={name}", *overrides]) for name in params["experiments"]}
     study = compose([str(o) for o in params.get("gradient_study_overrides") or []], config_name="gradient_study")
@@ -75,7 +78,7 @@ def compose_all() -> list[str]:
 
 
 def _write_if_changed(path, content: dict[str, Any]) -> list[str]:
-    text = "# Written by `python -m rnnlab.compose` from conf/ and params.yaml: edit those, not this.\n"
+    text = "# Written by `python -m rnnlab.compose --stage params.yaml` from conf/ and params.yaml: edit those, not this.\n"
     text += yaml.safe_dump(content, sort_keys=False)
     if path.is_file() and path.read_text() == text:
         return []
@@ -83,15 +86,10 @@ def _write_if_changed(path, content: dict[str, Any]) -> list[str]:
     return [str(path.relative_to(paths.ROOT))]
 
 
-def main() -> None:
-    setup_logging()
-    try:
-        written = compose_all()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+def stage_compose(params_path: Path) -> None:
+    written = compose_all(params_path)
     log.info("resolved configs %s", "written: " + ", ".join(written) if written else "unchanged")
 
 
 if __name__ == "__main__":
-    main()
+    cli.main(stage_compose, "DVC stage: resolve conf/ and params.yaml into resolved/.")

@@ -14,107 +14,115 @@ from typing import Any, Optional
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rnnlab.data.sources import SOURCES
+from rnnlab.data.datasets import DATASETS
 from rnnlab.errors import ConfigError
 from rnnlab.paths import CONF_DIR
 
-__all__ = ["ConfigError", "compose", "validate", "data_part", "from_data_part", "load_resolved"]
+__all__ = ["ConfigError", "compose", "validate", "dataset_config", "data_part", "from_data_part", "load_resolved"]
 
 
 # Each dataset's source module holds its schema (`Schema`, with PREPARE_KEYS) and
-# its range checks (`check`); see rnnlab.data.sources.
-DATA_SCHEMAS: dict[str, type] = {name: module.Schema for name, module in SOURCES.items()}
+# its range checks (`check`); see rnnlab.data.datasets.
+DATA_SCHEMAS: dict[str, type] = {name: module.Schema for name, module in DATASETS.items()}
 
 
+# The schemas hold each key's type; the values live under conf/ only (MISSING here), so that
+# a key YAML forgets is an error, never a silent second default.
 @dataclass
 class ModelConfig:
-    implementation: str = "keras"
-    cell: str = "lstm"
-    units: int = 64
-    layers: int = 1
-    bidirectional: bool = False
-    activation: str = "tanh"
-    dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    dropout_between: float = 0.0
-    stateful: bool = False
-    unroll: bool = False
-    embedding_dim: int = 128
-    dense_units: list[int] = field(default_factory=list)
-    dense_activation: str = "relu"
-    init_scale: float = 0.001
+    implementation: str = MISSING
+    cell: str = MISSING
+    units: int = MISSING
+    layers: int = MISSING
+    bidirectional: bool = MISSING
+    activation: str = MISSING
+    recurrent_initializer: str = MISSING
+    forget_bias: float = MISSING
+    dropout: float = MISSING
+    recurrent_dropout: float = MISSING
+    dropout_between: float = MISSING
+    stateful: bool = MISSING
+    unroll: bool = MISSING
+    embedding_dim: int = MISSING
+    dense_units: list[int] = MISSING
+    dense_activation: str = MISSING
+    init_scale: float = MISSING
 
 
 @dataclass
 class RegularizerConfig:
-    kind: str = "none"
-    l1: float = 0.0
-    l2: float = 0.0
-    apply_to: list[str] = field(default_factory=lambda: ["bias"])
+    kind: str = MISSING
+    l1: float = MISSING
+    l2: float = MISSING
+    apply_to: list[str] = MISSING
 
 
 @dataclass
 class TrainerConfig:
-    optimizer: str = "adam"
-    learning_rate: float = 0.001
-    momentum: float = 0.0
-    clipnorm: Optional[float] = None
-    clipvalue: Optional[float] = None
-    batch_size: int = 16
-    epochs: int = 1
-    validation_split: float = 0.1
-    verbose: int = 2
+    optimizer: str = MISSING
+    learning_rate: float = MISSING
+    momentum: float = MISSING
+    clipnorm: Optional[float] = MISSING
+    clipvalue: Optional[float] = MISSING
+    batch_size: int = MISSING
+    epochs: int = MISSING
+    validation_split: float = MISSING
+    verbose: int = MISSING
 
 
 @dataclass
 class TrackingConfig:
-    enabled: bool = True
-    experiment: Optional[str] = None
+    experiment: Optional[str] = MISSING
 
 
 @dataclass
 class RunConfig:
-    experiment_name: str
-    seed: int
-    profile_name: str
-    data: Any
-    model: ModelConfig
-    regularizer: RegularizerConfig
-    trainer: TrainerConfig
-    tracking: TrackingConfig
+    experiment_name: str = MISSING
+    seed: int = MISSING
+    profile_name: str = MISSING
+    data: Any = MISSING
+    model: ModelConfig = MISSING
+    regularizer: RegularizerConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    tracking: TrackingConfig = MISSING
 
 
 IMPLEMENTATIONS = ("keras", "numpy")
+
+
 @dataclass
 class VariantConfig:
-    """One variant of the gradient study (conf/gradient_study.yaml)."""
+    """One variant of the gradient study (conf/gradient_study.yaml; `variant_defaults` there
+    fills what a variant leaves out)."""
 
-    implementation: str = "keras"
-    cell: str = "simplernn"
-    activation: str = "tanh"
-    recurrent_initializer: str = "orthogonal"
-    clipnorm: Optional[float] = None
-    init_scale: float = 0.1
-    forget_bias: float = 1.0
-    label: str = ""
+    implementation: str = MISSING
+    cell: str = MISSING
+    activation: str = MISSING
+    recurrent_initializer: str = MISSING
+    clipnorm: Optional[float] = MISSING
+    init_scale: float = MISSING
+    forget_bias: float = MISSING
+    label: Optional[str] = MISSING
     # The variant this one changes in a single respect: the report sets them side by side.
-    remedy_of: Optional[str] = None
+    remedy_of: Optional[str] = MISSING
 
 
 @dataclass
 class StudyConfig:
-    experiment_name: str
-    seed: int
-    profile_name: str
-    data: Any
-    trainer: TrainerConfig
-    tracking: TrackingConfig
-    units: int = 32
-    n_measure: int = 256
-    variants: dict[str, VariantConfig] = field(default_factory=dict)
+    experiment_name: str = MISSING
+    seed: int = MISSING
+    profile_name: str = MISSING
+    data: Any = MISSING
+    model: ModelConfig = MISSING
+    regularizer: RegularizerConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    n_measure: int = MISSING
+    variant_defaults: Any = MISSING
+    variants: dict[str, VariantConfig] = MISSING
 
 
 CELLS = ("simplernn", "lstm", "gru")
@@ -151,10 +159,13 @@ def validate(cfg: DictConfig) -> DictConfig:
 
 def validate_study(cfg: DictConfig) -> DictConfig:
     """`validate` for the gradient study's config (conf/gradient_study.yaml)."""
-    merged = _merge_with_schema(cfg, StudyConfig)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    defaults = plain.get("variant_defaults") or {}
+    plain["variants"] = {name: {**defaults, **(variant or {})} for name, variant in (plain.get("variants") or {}).items()}
+    merged = _merge_with_schema(OmegaConf.create(plain), StudyConfig)
 
     require = _require
-    require(merged.units > 0, "units", merged.units, "must be a positive integer")
+    require(merged.model.units > 0, "model.units", merged.model.units, "must be a positive integer")
     require(merged.n_measure > 0, "n_measure", merged.n_measure, "must be a positive integer")
     require(len(merged.variants) > 0, "variants", {}, "name at least one variant")
     require(merged.data.name == "long_memory", "data.name", merged.data.name, "the study runs on data=long_memory")
@@ -207,6 +218,10 @@ def _merge_with_schema(cfg: DictConfig, schema_class: type) -> DictConfig:
             f"config key {key!r}: {_first_line(exc)}. Check the spelling against conf/ "
             "(python -m rnnlab.train --cfg job prints the full config)."
         ) from exc
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ConfigError(f"no value for {', '.join(missing)}; set it in conf/ (the schemas in "
+                          "rnnlab.config hold types only) or with key=<value> on the command line.")
     return merged
 
 
@@ -223,6 +238,12 @@ def _check_ranges(cfg: DictConfig) -> None:
     require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", m.recurrent_dropout, "must be in [0, 1)")
     require(0.0 <= m.dropout_between < 1.0, "model.dropout_between", m.dropout_between, "must be in [0, 1)")
     require(m.activation in ACTIVATIONS, "model.activation", m.activation, f"choose one of {', '.join(ACTIVATIONS)}")
+    require(m.recurrent_initializer in RECURRENT_INITIALIZERS, "model.recurrent_initializer", m.recurrent_initializer,
+            f"choose one of {', '.join(RECURRENT_INITIALIZERS)}")
+    require(m.recurrent_initializer != "identity" or (m.cell == "simplernn" and not m.bidirectional),
+            "model.recurrent_initializer", m.recurrent_initializer, "identity needs a square recurrent matrix: simplernn only")
+    require(m.forget_bias == 1.0 or m.cell == "lstm", "model.forget_bias", m.forget_bias,
+            "only an LSTM has a forget gate; leave it at 1.0")
     require(m.dense_activation in ACTIVATIONS, "model.dense_activation", m.dense_activation,
             f"choose one of {', '.join(ACTIVATIONS)}")
     require(all(u > 0 for u in m.dense_units), "model.dense_units", list(m.dense_units), "sizes must be positive")
@@ -254,7 +275,7 @@ def _check_data(d: DictConfig, require: Any) -> None:
         path = Path(d.path)
         require(path.is_file(), "data.path", d.path, "no such file")
         require(path.stat().st_size > 0, "data.path", d.path, "the file is empty")
-    SOURCES[d.name].check(d, require)
+    DATASETS[d.name].check(d, require)
 
 
 def _check_numpy(cfg: DictConfig, require: Any) -> None:
@@ -277,6 +298,15 @@ def _check_numpy(cfg: DictConfig, require: Any) -> None:
     require(t.optimizer in ("sgd", "adam"), "trainer.optimizer", t.optimizer, f"choose sgd or adam: {hint}")
     require(t.momentum == 0.0, "trainer.momentum", t.momentum, f"must be 0: {hint}")
     require(t.validation_split == 0.0, "trainer.validation_split", t.validation_split, f"must be 0: {hint}")
+
+
+def dataset_config(name: str, overrides: dict[str, Any] | None = None) -> DictConfig:
+    """conf/data/<name>.yaml in its schema, with `overrides`: one dataset's settings alone."""
+    if name not in DATA_SCHEMAS:
+        raise ConfigError(f"data.name={name!r} is not a known dataset; choose one of {sorted(DATA_SCHEMAS)}.")
+    merged = OmegaConf.merge(OmegaConf.structured(DATA_SCHEMAS[name]), OmegaConf.load(CONF_DIR / "data" / f"{name}.yaml"),
+                             overrides or {})
+    return merged
 
 
 def data_part(cfg: DictConfig) -> dict[str, Any]:
@@ -309,7 +339,7 @@ def load_resolved(path: str | Path) -> DictConfig:
     """Read a file written by `rnnlab.compose`: an experiment's config or a dataset's data part."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path} does not exist; run `dvc repro compose` (or `python -m rnnlab.compose`) first.")
+        raise ConfigError(f"{path} does not exist; run `dvc repro compose` first.")
     cfg = OmegaConf.load(path)
     return from_data_part(OmegaConf.to_container(cfg)) if "fetch" in cfg else cfg
 

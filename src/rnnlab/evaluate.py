@@ -1,6 +1,6 @@
 """Evaluation: a trained model on the test split, beside its baseline on the same split.
 
-    python -m rnnlab.evaluate resolved/imdb_lstm.yaml     the DVC stage
+    python -m rnnlab.evaluate --stage resolved/imdb_lstm.yaml     the DVC stage
 
 Writes metrics.json (DVC metrics), PNG figures and example predictions, and adds
 the test metrics and figures to the training's MLflow run.
@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import keras
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
@@ -22,20 +21,16 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score  # noqa: E402
 
-from rnnlab import io, paths, tracking  # noqa: E402
+from rnnlab import cli, io, models, paths, significance, tracking  # noqa: E402
 from rnnlab.baselines import CharNGram, bag_of_words_logistic_regression  # noqa: E402
-from rnnlab.cli import run_stage  # noqa: E402
-from rnnlab.config import validate  # noqa: E402
-from rnnlab.data.prepare import CharVocabulary, OneHotWindows, load_prepared, scaler_from_dict, select  # noqa: E402
-from rnnlab.models import numpy_models  # noqa: E402
-from rnnlab.models.keras_models import reset_states  # noqa: E402
-from rnnlab.data.sources.imdb import decode  # noqa: E402
+from rnnlab.config import load_resolved, validate  # noqa: E402
+from rnnlab.data.datasets import DATASETS, select  # noqa: E402
+from rnnlab.data.prepare import CharVocabulary, OneHotWindows, load_prepared, scaler_from_dict  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 BASELINE_NAME = "bag-of-words logistic regression"
 NGRAM_ORDER = 5
-N_EXAMPLES = 6
 
 
 def classification_metrics(y_true: np.ndarray, p_positive: np.ndarray) -> dict[str, Any]:
@@ -51,47 +46,36 @@ def classification_metrics(y_true: np.ndarray, p_positive: np.ndarray) -> dict[s
 
 def score_binary(cfg: Any, model: Any, data: dict[str, Any], figures: Path) -> dict[str, Any]:
     """Sentiment: accuracy, log loss, ROC AUC, confusion matrix, beside bag-of-words."""
-    p_model = predict_positive(model, data["x_test"])
+    p_model = model.predict(data["x_test"])
     spec = data["meta"]["input_spec"]
     p_baseline = bag_of_words_logistic_regression(data["x_train"], data["y_train"], data["x_test"],
                                                   spec.get("vocab", spec.get("features")), seed=int(cfg.seed))
-    scores = {"model": classification_metrics(data["y_test"], p_model),
-              "baseline": {"name": BASELINE_NAME, **classification_metrics(data["y_test"], p_baseline)},
-              "primary": {"name": "accuracy", "higher_is_better": True}}
+    y = data["y_test"]
+    scores = {"model": classification_metrics(y, p_model),
+              "baseline": {"name": BASELINE_NAME, **classification_metrics(y, p_baseline)},
+              "primary": {"name": "accuracy", "higher_is_better": True},
+              "paired": {"model": (p_model >= 0.5) == y, "baseline": (p_baseline >= 0.5) == y}}
     plot_confusion(cfg.experiment_name, data["meta"], scores, figures / "confusion_matrix.png")
-    if "word_index" in data:
-        io.write_json(figures / "examples.json", examples(data, p_model, p_baseline))
-    elif "test_texts" in data["meta"]:
-        io.write_json(figures / "examples.json", [
-            {"text": text, "label": int(y), "p_model": round(float(pm), 4), "p_baseline": round(float(pb), 4)}
-            for text, y, pm, pb in zip(data["meta"]["test_texts"], data["y_test"], p_model, p_baseline)])
+    dataset = DATASETS[data["meta"]["dataset"]]
+    if hasattr(dataset, "examples"):
+        io.write_json(figures / "examples.json", dataset.examples(data, p_model, p_baseline))
     return scores
 
 
-def predict_positive(model: Any, x: np.ndarray) -> np.ndarray:
-    if isinstance(model, keras.Model):
-        return model.predict(x, batch_size=512, verbose=0).ravel()
-    return numpy_models.positive_probability(model, x)
-
-
-def load_trained(folder: Path) -> Any:
-    """The saved model: a Keras model, or a from-scratch NumPy one (model.implementation=numpy)."""
-    if (folder / "model.npz").is_file():
-        return numpy_models.load(folder / "model.npz")
-    return keras.models.load_model(folder / "model.keras")
-
-
-def score_regression(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
+def score_regression(cfg: Any, model: models.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
     """Series: errors in the series' own units (prices after inverting the scaler), beside persistence."""
     meta = data["meta"]
-    predicted = model.predict(data["x_test"], batch_size=512, verbose=0).reshape(-1)
+    predicted = model.predict(data["x_test"])
     if "scaler" in meta:
         predicted = scaler_from_dict(meta["scaler"]).inverse_transform(predicted.reshape(-1, 1)).ravel()
     actual, previous = data["y_test_raw"], data["previous_test_raw"]
     scores = {"model": regression_metrics(actual, predicted, previous),
               "baseline": {"name": "persistence (tomorrow equals today)",
                            **regression_metrics(actual, previous, previous)},
-              "primary": {"name": "rmse", "higher_is_better": False}}
+              "primary": {"name": "rmse", "higher_is_better": False},
+              # Errors on neighbouring days move together: blocks of days, not single days, are resampled.
+              "paired": {"model": (predicted - actual) ** 2, "baseline": (previous - actual) ** 2,
+                         "statistic": "rmse", "block_length": series_block_length(len(actual))}}
     scores["model"]["skill"] = 1.0 - scores["model"]["rmse"] / scores["baseline"]["rmse"]
     if "noise_floor_mse" in meta["provenance"]:
         scores["noise_floor_mse"] = meta["provenance"]["noise_floor_mse"]
@@ -116,7 +100,7 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray, previous: np.n
     }
 
 
-def score_text(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
+def score_text(cfg: Any, model: models.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
     """A character model: bits per character on the held-out end of the text, beside a
     character n-gram on the same targets; and generated samples."""
     meta = data["meta"]
@@ -125,21 +109,23 @@ def score_text(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path
     bits, correct = [], []
     for i in range(len(test)):
         x, y = test[i]
-        p = np.asarray(model(x, training=False))
+        p = model.predict_batch(x)
         bits.append(-np.log2(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)))
         correct.append(p.argmax(axis=1) == y)
     bits, correct = np.concatenate(bits), np.concatenate(correct)
     ngram = CharNGram(NGRAM_ORDER, vocab_size).fit(data["ids_train"])
-    baseline_bits = ngram.bits_per_char(data["ids_test"], first_target=window)
+    ngram_bits = ngram.bits(data["ids_test"], first_target=window)
     vocab = CharVocabulary.from_dict(meta["vocabulary"])
     samples = generate_samples(model, vocab, data["ids_test"], window, int(cfg.seed))
     io.write_json(figures / "samples.json", samples)
     return {"model": {"bits_per_char": float(bits.mean()), "next_char_accuracy": float(correct.mean())},
-            "baseline": {"name": f"character {NGRAM_ORDER}-gram (Witten-Bell)", "bits_per_char": baseline_bits},
-            "primary": {"name": "bits_per_char", "higher_is_better": False}}
+            "baseline": {"name": f"character {NGRAM_ORDER}-gram (Witten-Bell)",
+                         "bits_per_char": float(ngram_bits.mean())},
+            "primary": {"name": "bits_per_char", "higher_is_better": False},
+            "paired": {"model": bits, "baseline": ngram_bits, "block_length": series_block_length(len(bits))}}
 
 
-def generate_samples(model: keras.Model, vocab: Any, ids: np.ndarray, window: int, seed: int,
+def generate_samples(model: models.Model, vocab: Any, ids: np.ndarray, window: int, seed: int,
                      length: int = 200, n_seeds: int = 2) -> list[dict[str, Any]]:
     """Text continued from fixed seed windows of the test part: greedy (as the course) and sampled."""
     rng = np.random.default_rng(seed)
@@ -153,7 +139,7 @@ def generate_samples(model: keras.Model, vocab: Any, ids: np.ndarray, window: in
             for _ in range(length):
                 x = np.zeros((1, window, vocab.size), dtype=np.float32)
                 x[0, np.arange(window), context[-window:]] = 1.0
-                p = np.asarray(model(x, training=False))[0].astype(np.float64)
+                p = model.predict_batch(x)[0].astype(np.float64)
                 if temperature == 0.0:
                     nxt = int(p.argmax())
                 else:
@@ -167,15 +153,15 @@ def generate_samples(model: keras.Model, vocab: Any, ids: np.ndarray, window: in
     return out
 
 
-def score_letters(cfg: Any, model: keras.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
+def score_letters(cfg: Any, model: models.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
     """The alphabet: accuracy over every pattern, each prediction listed, beside a lookup table
     that maps the last letter of the input to the letter that followed it in training."""
     letters = data["meta"]["letters"]
     if cfg.model.stateful:
-        reset_states(model)  # read the alphabet from A, one letter at a time, as in training
-        probabilities = np.concatenate([np.asarray(model(x[None], training=False)) for x in data["x_test"]])
+        model.reset_states()  # read the alphabet from A, one letter at a time, as in training
+        probabilities = np.concatenate([model.predict_batch(x[None]) for x in data["x_test"]])
     else:
-        probabilities = model.predict(data["x_test"], batch_size=64, verbose=0)
+        probabilities = model.predict(data["x_test"], batch_size=64)
     predicted = probabilities.argmax(axis=1)
     last_letter = np.rint(data["x_test"].reshape(len(data["x_test"]), -1)[:, -1] * len(letters)).astype(int)
     table = dict(zip(np.rint(data["x_train"].reshape(len(data["x_train"]), -1)[:, -1] * len(letters)).astype(int),
@@ -188,18 +174,35 @@ def score_letters(cfg: Any, model: keras.Model, data: dict[str, Any], figures: P
         for x, t, p in zip(data["x_test"], y, predicted)])
     return {"model": {"accuracy": float(np.mean(predicted == y))},
             "baseline": {"name": "last-letter lookup table", "accuracy": float(np.mean(looked_up == y))},
-            "primary": {"name": "accuracy", "higher_is_better": True}}
+            "primary": {"name": "accuracy", "higher_is_better": True},
+            "paired": {"model": predicted == y, "baseline": looked_up == y}}
 
 
-SCORERS = {"binary": score_binary, "regression": score_regression, "classes": score_text, "letters": score_letters}
+def series_block_length(n: int) -> int:
+    """Block length of the bootstrap over consecutive days or characters: n^(1/3), the usual
+    order for a moving-block bootstrap of a mean."""
+    return max(1, int(round(n ** (1 / 3))))
+
+
+def compare_with_baseline(primary: dict[str, Any], paired: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The paired test of the primary metric: exact McNemar on right/wrong per item for
+    accuracy; a paired (block) bootstrap of the difference for RMSE and bits per character."""
+    if primary["higher_is_better"]:
+        return significance.mcnemar_exact(paired["model"], paired["baseline"])
+    return significance.paired_bootstrap(paired["model"], paired["baseline"], seed=seed,
+                                         block_length=paired.get("block_length", 1),
+                                         statistic=paired.get("statistic", "mean"))
+
+
+SCORERS = {"binary": score_binary, "regression": score_regression, "next_char": score_text, "letters": score_letters}
 
 
 def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score the saved model and its baseline on the same test split; returns what metrics.json holds."""
     data = select(cfg, data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name)))
     run_info = io.read_json(outputs.model / "run.json")
-    model = load_trained(outputs.model)
     meta = data["meta"]
+    model = models.load(outputs.model, meta["task"])
     provenance = meta["provenance"]
     with io.atomic_dir(outputs.figures) as figures:
         scores = SCORERS[meta["task"]](cfg, model, data, figures)
@@ -207,10 +210,12 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
         io.write_json(figures / "data.json", {"provenance": provenance, "prepared_sha256": meta["sha256"],
                                               "shapes": meta["shapes"]})
     primary = scores.pop("primary")
+    test = compare_with_baseline(primary, scores.pop("paired"), int(cfg.seed))
     model_value, baseline_value = scores["model"][primary["name"]], scores["baseline"][primary["name"]]
-    primary.update(model=model_value, baseline=baseline_value,
-                   beats_baseline=bool(model_value > baseline_value if primary["higher_is_better"]
-                                       else model_value < baseline_value))
+    # "better" only where the paired test says so; a difference within noise is a tie.
+    primary.update(model=model_value, baseline=baseline_value, verdict=test["verdict"],
+                   beats_baseline=test["verdict"] == significance.BETTER, test=test,
+                   verdict_text=significance.verdict_text(test))
     metrics = {
         "experiment": str(cfg.experiment_name),
         "data": {"dataset": str(cfg.data.name), "source": provenance["source"],
@@ -225,17 +230,22 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
     }
     io.write_json(outputs.metrics / "metrics.json", metrics)
 
-    with tracking.run(str(cfg.tracking.experiment or cfg.experiment_name), run_id=run_info["run_id"]):
+    with tracking.run(tracking.experiment_name(cfg), run_id=run_info["run_id"]):
         flat = {f"test_{k}": v for k, v in metrics["model"].items() if isinstance(v, float)}
         flat.update({f"baseline_{k}": v for k, v in metrics["baseline"].items() if isinstance(v, float)})
         mlflow.log_metrics(flat)
         # What sweeps and leaderboards rank this run by (rnnlab.sweeps.primary_of).
+        mlflow.log_metrics({"verdict_p_value": test["p_value"],
+                            **({"verdict_interval_low": test["interval"][0], "verdict_interval_high": test["interval"][1]}
+                               if "interval" in test else {})})
         mlflow.set_tags({"primary_metric": primary["name"],
                          "primary_higher_is_better": str(primary["higher_is_better"]).lower(),
-                         "baseline_name": metrics["baseline"]["name"]})
+                         "baseline_name": metrics["baseline"]["name"],
+                         "verdict": test["verdict"], "verdict_text": primary["verdict_text"]})
         mlflow.log_artifact(str(outputs.metrics / "metrics.json"))
         mlflow.log_artifacts(str(outputs.figures), "figures")
-    log.info("evaluated %s: %s %.4f (baseline %.4f)", cfg.experiment_name, primary["name"], model_value, baseline_value)
+    log.info("evaluated %s: %s %.4f (baseline %.4f): %s", cfg.experiment_name, primary["name"], model_value,
+             baseline_value, primary["verdict_text"])
     return metrics
 
 
@@ -246,15 +256,6 @@ def setup(cfg: Any) -> dict[str, Any]:
             "layers": int(m.layers), "bidirectional": bool(m.bidirectional), "optimizer": str(t.optimizer),
             "learning_rate": float(t.learning_rate), "clipvalue": t.clipvalue, "clipnorm": t.clipnorm,
             "batch_size": int(t.batch_size), "epochs": int(t.epochs)}
-
-
-def examples(data: dict[str, Any], p_model: np.ndarray, p_baseline: np.ndarray) -> list[dict[str, Any]]:
-    """The first test reviews of each class, decoded to words, with both predictions."""
-    y = data["y_test"]
-    chosen = [*np.flatnonzero(y == 1)[: N_EXAMPLES // 2], *np.flatnonzero(y == 0)[: N_EXAMPLES // 2]]
-    return [{"text": decode(data["x_test"][i], data["word_index"]), "label": int(y[i]),
-             "p_model": round(float(p_model[i]), 4), "p_baseline": round(float(p_baseline[i]), 4)}
-            for i in sorted(chosen)]
 
 
 def plot_history(history_csv: Path, out: Path, title: str) -> None:
@@ -315,9 +316,10 @@ def plot_series(experiment: str, data: dict[str, Any], predicted: np.ndarray, ou
 
 
 
-def stage_evaluate(cfg: Any) -> None:
-    evaluate(validate(cfg), paths.Outputs.pipeline(cfg.experiment_name))
+def stage_evaluate(resolved: Path) -> None:
+    cfg = validate(load_resolved(resolved))
+    evaluate(cfg, paths.Outputs.pipeline(cfg.experiment_name))
 
 
 if __name__ == "__main__":
-    run_stage(stage_evaluate, "DVC stage: evaluate one trained experiment beside its baseline.")
+    cli.main(stage_evaluate, "DVC stage: evaluate one trained experiment beside its baseline.")

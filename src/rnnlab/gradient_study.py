@@ -4,7 +4,7 @@
     python -m rnnlab.gradient_study --stage resolved/gradient_study.yaml   the DVC stage
 
 Every variant of conf/gradient_study.yaml is one recurrent layer and a Dense(2) softmax head,
-on the long-memory task (data/sources/long_memory.py: the first of 100 symbols is the label).
+on the long-memory task (data/datasets/long_memory.py: the first of 100 symbols is the label).
 For each, on the same test sequences, at initialisation and after training:
 
     g_t = mean over sequences i of ||dL_i/dh_t||,   t = 1..T
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,144 +41,59 @@ from mlflow.entities import Metric  # noqa: E402
 import numpy as np  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from rnnlab import io, paths, tracking  # noqa: E402
-from rnnlab.cli import USER_ERRORS, run_stage  # noqa: E402
-from rnnlab.config import validate_study  # noqa: E402
-from rnnlab.errors import ConfigError  # noqa: E402
-from rnnlab.data.prepare import ensure_prepared  # noqa: E402
-from rnnlab.models.numpy_common import Adam, RecurrentClassifier  # noqa: E402
-from rnnlab.models.keras_models import CELLS as KERAS_CELLS  # noqa: E402
-from rnnlab.models.numpy_models import CLASSES as NUMPY_CELLS  # noqa: E402
+from rnnlab import cli, io, models, paths, tracking  # noqa: E402
+from rnnlab.config import load_resolved, validate_study  # noqa: E402
+from rnnlab.data.cache import ensure_prepared  # noqa: E402
+from rnnlab.models.keras_recurrent import require_tensorflow  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-def build_keras(variant: Any, units: int, length: int, symbols: int) -> keras.Model:
-    """One recurrent layer over one-hot symbols, then two logits."""
-    options = {}
-    if variant.cell == "lstm":
-        # Keras' own unit_forget_bias starts the forget gate's bias at 1; this sets any value.
-        options = {"unit_forget_bias": False, "bias_initializer": ForgetGateBias(float(variant.forget_bias))}
-    return keras.Sequential([
-        keras.Input(shape=(length, symbols)),
-        KERAS_CELLS[variant.cell](units, activation=variant.activation,
-                                  recurrent_initializer=variant.recurrent_initializer, name="recurrent", **options),
-        keras.layers.Dense(2, name="logits"),
-    ])
+def variant_model(cfg: Any, variant: Any) -> DictConfig:
+    """A variant as a model config: the study's model (one recurrent layer) with the variant's
+    implementation, cell and initialisation."""
+    return OmegaConf.merge(cfg.model, {key: variant[key] for key in VARIANT_MODEL_KEYS})
 
 
-class ForgetGateBias(keras.initializers.Initializer):
-    """An LSTM bias of zeros except the forget gate's block (Keras' order i, f, c, o).
-
-    A bias b holds the gate near sigmoid(b) at first, so c_t keeps sigmoid(b) of c_{t-1} per
-    step and sigmoid(b)^99 of it over 99 steps: 1e-13.6 for b = 1, 6e-3 for b = 3."""
-
-    def __init__(self, value: float) -> None:
-        self.value = value
-
-    def __call__(self, shape: Any, dtype: Any = None) -> Any:
-        units = shape[0] // 4
-        bias = np.zeros(shape, dtype="float32")
-        bias[units:2 * units] = self.value
-        return keras.ops.convert_to_tensor(bias, dtype=dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"value": self.value}
+VARIANT_MODEL_KEYS = ("implementation", "cell", "activation", "recurrent_initializer", "init_scale", "forget_bias")
 
 
-def keras_state_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """g_t for t = 1..T (see the module docstring), by replaying the model's cell step by step."""
-    import tensorflow as tf
-
-    check_backend()
-    cell, head = model.get_layer("recurrent").cell, model.get_layer("logits")
-    x = tf.constant(x, dtype=tf.float32)
-    batch, steps, _ = x.shape
-    units = head.kernel.shape[0]
-    probes = tf.zeros((steps, batch, units))
-    n_states = 2 if isinstance(cell, keras.layers.LSTMCell) else 1
-    with tf.GradientTape() as tape:
-        tape.watch(probes)
-        states = [tf.zeros((batch, units))] * n_states
-        for t in range(steps):
-            h, states = cell(x[:, t], states, training=False)
-            h = h + probes[t]  # dL/d(probe_t) = dL/dh_t: every later use of h_t goes through h
-            states = [h, *states[1:]]
-        # Summed, not averaged: each sequence's gradient is then that sequence's own dL_i/dh_t.
-        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, head(h)))
-    grads = tape.gradient(loss, probes).numpy()  # (T, batch, units)
-    return np.linalg.norm(grads, axis=-1).mean(axis=1)
+def build(variant: Any, cfg: Any, meta: dict[str, Any]) -> models.Model:
+    """A variant's model with its initial weights, the same for a given seed: two logits, so
+    that the measured loss is the softmax cross-entropy of both implementations."""
+    return models.build(variant_model(cfg, variant), cfg.regularizer, {**meta, "n_outputs": 2},
+                        batch_size=int(cfg.trainer.batch_size), seed=int(cfg.seed), logits=True)
 
 
-def check_backend() -> None:
-    if keras.backend.backend() != "tensorflow":
-        raise ConfigError(f"KERAS_BACKEND={keras.backend.backend()}: the gradient study measures Keras models "
-                          "with TensorFlow's GradientTape; run it with KERAS_BACKEND=tensorflow (the default), "
-                          "or keep only NumPy variants.")
-
-
-def numpy_state_gradients(model: RecurrentClassifier, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """g_t from the model's own backpropagation through time."""
-    grads = model.loss_and_grads(x.astype(model.dtype), y)[1]["h"]  # of the batch's mean loss
-    return np.linalg.norm(grads * len(x), axis=-1).mean(axis=0)
-
-
-def measure(model: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    if isinstance(model, RecurrentClassifier):
-        return numpy_state_gradients(model, x, y)
-    return keras_state_gradients(model, x, y)
-
-
-def build(variant: Any, cfg: Any, spec: dict[str, Any]) -> Any:
-    """A variant's model with its initial weights, the same for a given seed."""
-    if variant.implementation == "numpy":
-        model = NUMPY_CELLS[variant.cell](spec["features"], int(cfg.units), 2, seed=int(cfg.seed),
-                                          init_scale=float(variant.init_scale))
-        if variant.cell == "lstm":
-            units = int(cfg.units)
-            model.params["b"][units:2 * units] = variant.forget_bias
-        return model
-    keras.utils.set_random_seed(int(cfg.seed))
-    return build_keras(variant, int(cfg.units), spec["length"], spec["features"])
-
-
-def fit(model: Any, variant: Any, cfg: Any, x: np.ndarray, y: np.ndarray,
+def fit(model: models.Model, variant: Any, cfg: Any, x: np.ndarray, y: np.ndarray,
         epoch_logger: tracking.EpochLogger) -> dict[str, list[float]]:
-    """Train with the study's trainer settings and the variant's clipping; returns per-epoch history."""
-    t = cfg.trainer
-    if isinstance(model, RecurrentClassifier):
-        history = model.fit(x.astype(model.dtype), y, optimizer=Adam(float(t.learning_rate), clip_norm=variant.clipnorm),
-                            epochs=int(t.epochs), batch_size=int(t.batch_size), on_epoch_end=epoch_logger.on_epoch_end)
-        epoch_logger.flush()
-        return history
-    # global_clipnorm: one norm over all gradients, as the NumPy models clip (Keras' clipnorm is per weight).
-    model.compile(optimizer=keras.optimizers.Adam(float(t.learning_rate), global_clipnorm=variant.clipnorm),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    return model.fit(x, y, batch_size=int(t.batch_size), epochs=int(t.epochs), verbose=t.verbose,
-                     callbacks=[epoch_logger]).history
+    """Train with the study's trainer settings and the variant's clipping (of the global norm,
+    in both implementations); returns per-epoch history."""
+    trainer = OmegaConf.merge(cfg.trainer, {"clipnorm": variant.clipnorm})
+    return model.fit(trainer, {"x": x, "y": y, "batch_size": int(trainer.batch_size)}, callbacks=[epoch_logger])
 
 
-def accuracy_on(model: Any, x: np.ndarray, y: np.ndarray) -> float:
-    if isinstance(model, RecurrentClassifier):
-        return model.evaluate(x.astype(model.dtype), y)[1]
-    return float(np.mean(model.predict(x, batch_size=512, verbose=0).argmax(axis=1) == y))
+def accuracy_on(model: models.Model, x: np.ndarray, y: np.ndarray) -> float:
+    p = model.predict(x)
+    predicted = p.argmax(axis=1) if p.ndim == 2 else (p >= 0.5).astype(int)
+    return float(np.mean(predicted == y))
 
 
 def run_variant(name: str, variant: Any, cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
     """Measure, train, measure, score: one variant, one MLflow run."""
     x_measure, y_measure = data["x_test"][:cfg.n_measure], data["y_test"][:cfg.n_measure]
     tags = {**tracking.run_tags(cfg, data["meta"]), "variant": name, "implementation": str(variant.implementation)}
-    with tracking.run(str(cfg.tracking.experiment or cfg.experiment_name), run_name=name, tags=tags) as active:
-        mlflow.log_params(tracking.flat_params({"variant": OmegaConf.to_container(variant), "units": cfg.units,
+    with tracking.run(tracking.experiment_name(cfg), run_name=name, tags=tags) as active:
+        mlflow.log_params(tracking.flat_params({"variant": OmegaConf.to_container(variant), "units": cfg.model.units,
                                                 "n_measure": cfg.n_measure, "seed": cfg.seed,
                                                 "trainer": OmegaConf.to_container(cfg.trainer),
                                                 "data": OmegaConf.to_container(cfg.data)}))
-        model = build(variant, cfg, data["meta"]["input_spec"])
-        at_init = measure(model, x_measure, y_measure)
+        model = build(variant, cfg, data["meta"])
+        at_init = model.state_gradients(x_measure, y_measure)
         started = time.perf_counter()
         history = fit(model, variant, cfg, data["x_train"], data["y_train"], tracking.EpochLogger())
         seconds = time.perf_counter() - started
-        trained = measure(model, x_measure, y_measure)
+        trained = model.state_gradients(x_measure, y_measure)
         result = {
             "label": str(variant.label or name), "remedy_of": variant.remedy_of,
             "implementation": str(variant.implementation),
@@ -215,7 +129,7 @@ def log10_ratio(norms: np.ndarray) -> float | None:
 def study(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
     """Every variant of the config; writes metrics, norms and figures; returns metrics.json's content."""
     if any(v.implementation == "keras" for v in cfg.variants.values()):
-        check_backend()  # before any data is read or model trained
+        require_tensorflow()  # before any data is read or model trained
     data = ensure_prepared(cfg)
     provenance = data["meta"]["provenance"]
     results = {name: run_variant(name, variant, cfg, data) for name, variant in cfg.variants.items()}
@@ -227,7 +141,7 @@ def study(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
                  "n_train": int(cfg.data.n_train), "n_test": int(cfg.data.n_test), "n_measure": int(cfg.n_measure)},
         "baseline": {"name": "majority class of the training labels (chance)",
                      "accuracy": float(np.mean(data["y_test"] == majority))},
-        "trainer": OmegaConf.to_container(cfg.trainer), "units": int(cfg.units),
+        "trainer": OmegaConf.to_container(cfg.trainer), "units": int(cfg.model.units),
         "order": list(results),  # the config's order; the JSON's keys are sorted
         "variants": {name: {k: v for k, v in r.items() if k not in ("norms", "history")} for name, r in results.items()},
     }
@@ -290,29 +204,18 @@ def plot_training(results: dict[str, Any], out: Path) -> None:
 
 
 
-def pipeline_outputs() -> paths.Outputs:
-    return paths.Outputs(paths.ROOT / "models" / "gradient_study", paths.ROOT / "metrics" / "gradient_study",
-                         paths.ROOT / "reports" / "gradient_study")
-
-
 @hydra.main(version_base="1.3", config_path=str(paths.CONF_DIR), config_name="gradient_study")
 def main(raw_cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    try:
+    with cli.user_errors_exit():
         cfg = validate_study(raw_cfg)
         study(cfg, paths.Outputs.job(Path(HydraConfig.get().runtime.output_dir)))
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
-def stage_study(cfg: Any) -> None:
-    study(validate_study(cfg), pipeline_outputs())
+def stage_study(resolved: Path) -> None:
+    study(validate_study(load_resolved(resolved)), paths.Outputs.gradient_study())
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--stage":
-        run_stage(stage_study, "DVC stage: the gradient study from its resolved config.", sys.argv[2:])
-    else:
-        main()
+    cli.main(stage_study, "DVC stage: the gradient study from its resolved config.", app=main)

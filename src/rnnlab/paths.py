@@ -30,12 +30,40 @@ RESOLVED_DIR = ROOT / "resolved"
 TRACKING_ROOT = Path(os.environ.get("DVC_ROOT") or ROOT).resolve()
 
 
+# Functions, not constants: tests point ROOT at a temporary folder, and every path follows.
+def params_file() -> Path:
+    return ROOT / "params.yaml"
+
+
 def raw_dir(dataset: str) -> Path:
     return ROOT / "data" / "raw" / dataset
 
 
 def prepared_dir(dataset: str) -> Path:
     return ROOT / "data" / "prepared" / dataset
+
+
+def cache_dir(dataset: str, digest: str) -> Path:
+    """Prepared data of Hydra runs whose data settings differ from the pipeline's (rnnlab.data.cache)."""
+    return ROOT / "data" / "cache" / f"{dataset}-{digest[:12]}"
+
+
+def metrics_dir() -> Path:
+    return ROOT / "metrics"
+
+
+def reports_dir() -> Path:
+    return ROOT / "reports"
+
+
+def compared_dir() -> Path:
+    """The report's per-dataset comparisons."""
+    return reports_dir() / "compared"
+
+
+def leaderboards_dir() -> Path:
+    """Sweeps' leaderboards (rnnlab.compare)."""
+    return reports_dir() / "leaderboards"
 
 
 @dataclass(frozen=True)
@@ -53,8 +81,13 @@ class Outputs:
 
     @classmethod
     def pipeline(cls, experiment: str) -> "Outputs":
-        return cls(ROOT / "models" / experiment, ROOT / "metrics" / experiment,
-                   ROOT / "reports" / "experiments" / experiment)
+        return cls(ROOT / "models" / experiment, metrics_dir() / experiment,
+                   reports_dir() / "experiments" / experiment)
+
+    @classmethod
+    def gradient_study(cls) -> "Outputs":
+        return cls(ROOT / "models" / "gradient_study", metrics_dir() / "gradient_study",
+                   reports_dir() / "gradient_study")
 
     @classmethod
     def job(cls, folder: Path) -> "Outputs":

@@ -18,8 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from rnnlab import io, paths
-from rnnlab.cli import setup_logging
+from rnnlab import cli, io, paths
 from rnnlab.compose import read_params
 
 log = logging.getLogger(__name__)
@@ -42,15 +41,21 @@ FIGURE_TITLES = {"training_curves.png": "training curves", "confusion_matrix.png
 
 
 def leaderboard(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["| experiment | data | metric | model | baseline | beats baseline |", "|---|---|---|---|---|---|"]
+    lines = ["| experiment | data | metric | model | baseline | verdict (paired test) |", "|---|---|---|---|---|---|"]
     for m in rows:
         p = m["primary"]
         better = "higher" if p["higher_is_better"] else "lower"
         data = m["data"]["label"] if m["data"]["synthetic"] or m["data"]["source"] == "sample" else "real"
         lines.append(f"| [{m['experiment']}](#{m['experiment']}) | {m['data']['dataset']}: {data} | "
                      f"{p['name']} ({better} is better) | {p['model']:.4f} | {p['baseline']:.4f} "
-                     f"({m['baseline']['name']}) | {'yes' if p['beats_baseline'] else '**no**'} |")
+                     f"({m['baseline']['name']}) | {_verdict(p)} |")
     return lines
+
+
+def _verdict(primary: dict[str, Any]) -> str:
+    """better / tie / worse, from the paired significance test (rnnlab.significance)."""
+    text = primary.get("verdict_text", primary.get("verdict", "n/a"))
+    return f"**{text}**" if primary.get("verdict") == "worse" else text
 
 
 def section(experiment: str, metrics: dict[str, Any]) -> str:
@@ -69,6 +74,8 @@ def section(experiment: str, metrics: dict[str, Any]) -> str:
     lines += ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|",
               f"| model ({experiment}) | " + " | ".join(f"{model[k]:.4f}" for k in keys) + " |",
               f"| baseline ({baseline['name']}) | " + " | ".join(f"{baseline[k]:.4f}" for k in keys) + " |", ""]
+    if "verdict" in metrics["primary"]:
+        lines += [f"Against the baseline on {metrics['primary']['name']}: {_verdict(metrics['primary'])}.", ""]
     extras = {k: v for k, v in model.items() if isinstance(v, float) and k not in keys}
     if "noise_floor_mse" in metrics:
         extras["noise floor (mse)"] = metrics["noise_floor_mse"]
@@ -247,7 +254,7 @@ def _ratio(value: float | None) -> str:
 
 def build_report(experiments: list[str]) -> dict[str, Any]:
     all_metrics = [io.read_json(paths.Outputs.pipeline(name).metrics / "metrics.json") for name in experiments]
-    study = paths.ROOT / "metrics" / "gradient_study" / "metrics.json"
+    study = paths.Outputs.gradient_study().metrics / "metrics.json"
     body = ["# rnnlab report", "",
             "Each experiment beside a simple baseline on the same test split. Rebuilt by `dvc repro`; "
             "compare runs in the MLflow UI (`make mlflow-ui`)."
@@ -257,7 +264,7 @@ def build_report(experiments: list[str]) -> dict[str, Any]:
     for metrics in all_metrics:
         by_dataset.setdefault(metrics["data"]["dataset"], []).append(metrics)
     # Rebuilt whole, so a dataset that no longer has two experiments leaves no old figure behind.
-    with io.atomic_dir(paths.ROOT / "reports" / "compared") as figures:
+    with io.atomic_dir(paths.compared_dir()) as figures:
         for dataset, rows in by_dataset.items():
             if len(rows) > 1:
                 body += dataset_comparison(dataset, rows, figures)
@@ -265,18 +272,17 @@ def build_report(experiments: list[str]) -> dict[str, Any]:
     if study.is_file():
         body.append("\n".join(gradient_study_section(io.read_json(study))))
     text = "\n".join(body)
-    reports = paths.ROOT / "reports"
+    reports = paths.reports_dir()
     io.write_text(reports / "index.md", text)
     io.write_text(reports / "index.html",
                   HTML_PAGE.format(body=markdown.markdown(text, extensions=["tables", "toc"])))
     return {"experiments": experiments, "path": str(reports / "index.md")}
 
 
-def main() -> None:
-    setup_logging()
-    result = build_report(list(read_params()["experiments"]))
+def stage_report(params_path: Path) -> None:
+    result = build_report(list(read_params(params_path)["experiments"]))
     log.info("report written: %s", result["path"])
 
 
 if __name__ == "__main__":
-    main()
+    cli.main(stage_report, "DVC stage: reports/index.md and index.html from every experiment of params.yaml.")

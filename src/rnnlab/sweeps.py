@@ -47,7 +47,7 @@ from mlflow.entities import Param, RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rnnlab import tracking
+from rnnlab import cli, tracking
 from rnnlab.config import ConfigError, validate
 
 log = logging.getLogger(__name__)
@@ -87,19 +87,17 @@ class SweepTracking(Callback):
             experiment = _mlflow_experiment(config, self.swept_keys)
             jobs = _check_grid(config, overrides)
         except ConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
+            cli.fail(exc)
         try:
             self.parent_run_id = _create_parent(config, experiment, overrides, self.swept_keys, jobs)
         except Exception as exc:  # noqa: BLE001 - whatever MLflow raises, the message says it
-            print(f"error: cannot create the sweep's parent run in {tracking.tracking_uri()}: "
-                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
-            sys.exit(1)
+            cli.fail(f"cannot create the sweep's parent run in {tracking.tracking_uri()}: "
+                     f"{type(exc).__name__}: {exc}", status=1)
         # Set here, before the launcher starts processes, so that every job inherits it.
         self._export()
         # A sweep stopped early (Ctrl-C, SIGTERM, a crashed sweeper) must not leave the parent RUNNING.
         atexit.register(self._end_if_open)
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGTERM, tracking.raise_keyboard_interrupt)
         log.info("sweep: MLflow parent run %s in experiment %s (%s)", self.parent_run_id, experiment,
                  tracking.tracking_uri())
 
@@ -117,8 +115,7 @@ class SweepTracking(Callback):
         log.info("sweep: %s", summary.line())
         if summary.failed:
             # The sweep went on past its failed jobs; its exit status still says they failed.
-            print(f"error: {summary.line()}\n{summary.failures()}", file=sys.stderr)
-            sys.exit(1)
+            cli.fail(f"{summary.line()}\n{summary.failures()}", status=1)
 
     def _export(self) -> None:
         if self.parent_run_id:
@@ -129,10 +126,6 @@ class SweepTracking(Callback):
         if self.parent_run_id is not None:
             _finish_parent(self.parent_run_id, KILLED)
             self.parent_run_id = None
-
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def sweep_overrides(config: DictConfig) -> list[str]:
@@ -152,7 +145,7 @@ def _mlflow_experiment(config: DictConfig, keys: list[str]) -> str:
     if "experiment" in keys and not config.tracking.experiment:
         raise ConfigError("a sweep over experiment=... needs one MLflow experiment for its runs: add "
                           "tracking.experiment=<name>, or sweep one experiment at a time.")
-    return str(config.tracking.experiment or config.experiment_name)
+    return tracking.experiment_name(config)
 
 
 def _check_grid(config: DictConfig, overrides: list[str]) -> int | None:

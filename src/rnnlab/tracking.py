@@ -64,7 +64,7 @@ def run(experiment: str, run_name: str | None = None, run_id: str | None = None,
     """
     set_experiment(experiment)
     previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     active = mlflow.start_run(run_id=run_id, run_name=run_name if run_id is None else None, tags=tags,
                               parent_run_id=parent_run_id if run_id is None else None)
     status = RunStatus.to_string(RunStatus.FAILED)
@@ -79,8 +79,14 @@ def run(experiment: str, run_name: str | None = None, run_id: str | None = None,
         signal.signal(signal.SIGTERM, previous)
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    """A signal handler that makes SIGTERM end a run as Ctrl-C does: KILLED, never RUNNING."""
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def experiment_name(cfg: Any) -> str:
+    """The MLflow experiment of a run: tracking.experiment, or one per rnnlab experiment."""
+    return str(cfg.tracking.experiment or cfg.experiment_name)
 
 
 def flat_params(cfg: Any) -> dict[str, str]:

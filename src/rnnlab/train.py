@@ -2,7 +2,7 @@
 
     python -m rnnlab.train experiment=imdb_lstm [overrides]      one run (Hydra)
     python -m rnnlab.train -m model.dropout=0.0,0.2,0.5           a sweep: one MLflow run per job (rnnlab.sweeps)
-    python -m rnnlab.train --stage resolved/imdb_lstm.yaml        the DVC stage: train only
+    python -m rnnlab.train --stage resolved/imdb_lstm.yaml      the DVC stage: train only
 
 A Hydra run prepares its data if missing, trains, evaluates, logs one MLflow run,
 writes into its own job folder and prints the final metrics as one JSON object on
@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,11 @@ import keras
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab import io, paths, sweeps, tracking
-from rnnlab.cli import USER_ERRORS, run_stage
-from rnnlab.config import validate
-from rnnlab.data.prepare import OneHotWindows, ensure_prepared, load_prepared, select
-from rnnlab.models import numpy_models
-from rnnlab.models.keras_models import build_model, compile_model, reset_states
+from rnnlab import cli, io, models, paths, sweeps, tracking
+from rnnlab.config import load_resolved, validate
+from rnnlab.data.cache import ensure_prepared
+from rnnlab.data.datasets import select
+from rnnlab.data.prepare import OneHotWindows, load_prepared
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +40,15 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
     run_name = job.run_name(str(cfg.experiment_name)) if job else str(cfg.experiment_name) + _run_name_suffix(cfg)
     tags = {**tracking.run_tags(cfg, meta), "implementation": str(cfg.model.implementation),
             **(job.tags() if job else {})}
-    with tracking.run(_mlflow_experiment(cfg), run_name=run_name, tags=tags,
+    with tracking.run(tracking.experiment_name(cfg), run_name=run_name, tags=tags,
                       parent_run_id=job.parent_run_id if job else None) as active:
         mlflow.log_params(tracking.flat_params(cfg))
         mlflow.log_text(OmegaConf.to_yaml(cfg), "config.yaml")
-        epoch_logger = tracking.EpochLogger()
         with io.atomic_dir(outputs.model) as tmp:
-            fit = fit_numpy if cfg.model.implementation == "numpy" else fit_keras
-            history, saved = fit(cfg, data, epoch_logger, tmp)
+            model = models.build(cfg.model, cfg.regularizer, meta, batch_size=int(cfg.trainer.batch_size),
+                                 seed=int(cfg.seed))
+            history = model.fit(cfg.trainer, fit_inputs(cfg, data), callbacks=[tracking.EpochLogger()])
+            saved = model.save(tmp)
             io.write_json(tmp / "run.json", {"run_id": active.info.run_id,
                                              "experiment_id": active.info.experiment_id,
                                              "tracking_uri": tracking.tracking_uri()})
@@ -58,39 +57,6 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
         mlflow.log_artifact(str(outputs.model / saved), "model")
     log.info("trained %s: run %s -> %s", cfg.experiment_name, active.info.run_id, outputs.model)
     return active.info.run_id
-
-
-def fit_keras(cfg: Any, data: dict[str, Any], epoch_logger: tracking.EpochLogger,
-              folder: Path) -> tuple[dict[str, list[float]], str]:
-    """Build, compile and fit the Keras model; saves folder/model.keras. Returns (history, file name)."""
-    meta = data["meta"]
-    keras.utils.set_random_seed(int(cfg.seed))
-    model = build_model(cfg.model, cfg.regularizer, meta["input_spec"], meta["task"],
-                        n_outputs=meta.get("n_outputs", 1), batch_size=cfg.trainer.batch_size)
-    compile_model(model, cfg.trainer, meta["task"])
-    callbacks: list[keras.callbacks.Callback] = [epoch_logger]
-    if cfg.model.stateful:
-        callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: reset_states(model)))
-    history = model.fit(**fit_inputs(cfg, data), epochs=cfg.trainer.epochs, callbacks=callbacks,
-                        verbose=cfg.trainer.verbose)
-    model.save(folder / "model.keras")
-    return history.history, "model.keras"
-
-
-def fit_numpy(cfg: Any, data: dict[str, Any], epoch_logger: tracking.EpochLogger,
-              folder: Path) -> tuple[dict[str, list[float]], str]:
-    """Fit the from-scratch NumPy model (models/numpy_models.py); saves folder/model.npz."""
-    model = numpy_models.build(cfg.model, data["meta"]["input_spec"]["features"], seed=int(cfg.seed))
-    try:
-        history = numpy_models.fit(model, cfg.trainer, data["x_train"], data["y_train"],
-                                   on_epoch_end=epoch_logger.on_epoch_end)
-    finally:
-        epoch_logger.flush()
-    if cfg.trainer.verbose:
-        log.info("epoch %d: loss %.4f, accuracy %.4f", len(history["loss"]), history["loss"][-1],
-                 history["accuracy"][-1])
-    numpy_models.save(model, str(cfg.model.cell), folder / "model.npz")
-    return history, "model.npz"
 
 
 def fit_inputs(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
@@ -122,10 +88,6 @@ def write_history(history: dict[str, list[float]], path: Path) -> None:
                 writer.writerow([epoch + 1, *(f"{history[k][epoch]:.6g}" for k in keys)])
 
 
-def _mlflow_experiment(cfg: Any) -> str:
-    return str(cfg.tracking.experiment or cfg.experiment_name)
-
-
 def _run_name_suffix(cfg: Any) -> str:
     # Named by us, not MLflow's random names, which repeat once seeded (lightning-hydra-template#613).
     return f" ({cfg.profile_name})" if cfg.profile_name != "full" else ""
@@ -142,15 +104,13 @@ def run_experiment(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(paths.CONF_DIR), config_name="config")
 def main(raw_cfg: DictConfig) -> float:
-    """One run, or one job of a sweep; returns the test accuracy, which a sweeper (Optuna) optimises."""
+    """One run, or one job of a sweep; returns the experiment's primary test metric (accuracy,
+    RMSE or bits per character), which a sweeper (Optuna) optimises."""
     if sweeps.current_job() is not None:
         # A failed job is recorded and the sweep goes on with the others (see rnnlab.sweeps).
         return sweeps.run_job(lambda: _run(raw_cfg), str(OmegaConf.select(raw_cfg, "experiment_name", default="job")))
-    try:
+    with cli.user_errors_exit():
         return _run(raw_cfg)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 def _run(raw_cfg: DictConfig) -> float:
@@ -170,12 +130,10 @@ def primary_metric(metrics: dict[str, Any]) -> float:
     return float(metrics["primary"]["model"])
 
 
-def stage_train(cfg: Any) -> None:
-    train(validate(cfg), paths.Outputs.pipeline(cfg.experiment_name))
+def stage_train(resolved: Path) -> None:
+    cfg = validate(load_resolved(resolved))
+    train(cfg, paths.Outputs.pipeline(cfg.experiment_name))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--stage":
-        run_stage(stage_train, "DVC stage: train one experiment from its resolved config.", sys.argv[2:])
-    else:
-        main()
+    cli.main(stage_train, "DVC stage: train one experiment from its resolved config.", app=main)

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab import io, paths
-from rnnlab.cli import run_stage
-from rnnlab.data.sources import SOURCES
+from rnnlab import cli
+from rnnlab.config import load_resolved
+from rnnlab.data.datasets import DATASETS
 
 log = logging.getLogger(__name__)
 
 
 def fetch(cfg: Any, out: Path | None = None) -> Path:
     """Fetch `cfg.data` (seeded by `cfg.seed`) atomically into `out`; returns the folder."""
-    source = SOURCES[cfg.data.name]
+    source = DATASETS[cfg.data.name]
     out = out or paths.raw_dir(cfg.data.name)
     with io.atomic_dir(out) as tmp:
         provenance = source.fetch_to(tmp, cfg.data, int(cfg.seed))
@@ -44,8 +45,8 @@ def load_raw(folder: Path) -> dict[str, Any]:
     if not (folder / "provenance.json").is_file():
         raise FileNotFoundError(f"{folder} holds no fetched data; run `dvc repro fetch@{folder.name}` first.")
     provenance = io.read_json(folder / "provenance.json")
-    return {**SOURCES[provenance["dataset"]].read_raw(folder), "provenance": provenance}
+    return {**DATASETS[provenance["dataset"]].read_raw(folder), "provenance": provenance}
 
 
 if __name__ == "__main__":
-    run_stage(fetch, "Fetch a dataset into data/raw/<dataset>/.")
+    cli.main(lambda resolved: fetch(load_resolved(resolved)), "DVC stage: fetch a dataset into data/raw/<dataset>/.")

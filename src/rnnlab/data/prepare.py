@@ -28,16 +28,15 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 import pandas as pd
-from filelock import FileLock
 from numpy.lib.stride_tricks import sliding_window_view
 from omegaconf import OmegaConf
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from rnnlab import io, paths
-from rnnlab.cli import run_stage
-from rnnlab.config import data_part
-from rnnlab.data.fetch import fetch, load_raw
-from rnnlab.errors import DataSourceError
+from rnnlab import cli
+from rnnlab.config import data_part, load_resolved
+from rnnlab.data.datasets import DATASETS
+from rnnlab.data.fetch import load_raw
 
 log = logging.getLogger(__name__)
 
@@ -327,152 +326,11 @@ class OneHotWindows(keras.utils.PyDataset):
             self._rng.shuffle(self.order)
 
 
-def prepare_reviews(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """IMDB: pad or cut every review to `maxlen` ids; the word index travels along for decoding."""
-    limit = data.limit or None
-    arrays = {
-        "x_train": pad(raw["train"][:limit], data.maxlen, data.padding, data.truncating),
-        "y_train": np.asarray(raw["train_labels"][:limit], dtype=np.int64),
-        "x_test": pad(raw["test"][:limit], data.maxlen, data.padding, data.truncating),
-        "y_test": np.asarray(raw["test_labels"][:limit], dtype=np.int64),
-    }
-    extra = {"task": "binary", "input_spec": {"kind": "tokens", "length": data.maxlen, "vocab": data.num_words},
-             "positive_share": {"train": float(arrays["y_train"].mean()), "test": float(arrays["y_test"].mean())},
-             "word_index": raw["word_index"]}
-    return arrays, extra
-
-
-def prepare_sine(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The course's sine wave: windows of `window` points, the next point as target.
-
-    Test targets are the points after train_size; their first windows reach back
-    into the training part, as a forecaster's would.
-    """
-    values = raw["values"]
-    split = data.train_size
-    x_train, y_train = sliding_windows(values[:split], data.window)
-    x_test, y_test = windows_from(values, split, data.window)
-    shape = (1, data.window) if data.framing == "features" else (data.window, 1)
-    arrays = {"x_train": x_train.reshape(-1, *shape).astype(np.float32), "y_train": y_train.astype(np.float32),
-              "x_test": x_test.reshape(-1, *shape).astype(np.float32), "y_test": y_test.astype(np.float32),
-              "y_test_raw": y_test.copy(), "previous_test_raw": values[split - 1:-1].copy(),
-              "t_test": np.arange(split, len(values)), "series_raw": values}
-    extra = {"task": "regression", "input_spec": {"kind": "series", "length": shape[0], "features": shape[1]},
-             "time_label": "t"}
-    return arrays, extra
-
-
-def prepare_prices(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Daily prices: a scaler fit on the training days, 40-day windows, next-day target.
-
-    The test days are those from test_start on (sample_test_start for the offline
-    sample); their first windows reach back into the last training days.
-    """
-    frame = raw["prices"]
-    test_start = data[raw["provenance"].get("test_split_key", "test_start")]
-    train_part, test_part = split_at_date(frame, test_start)
-    if len(test_part) == 0 or len(train_part) <= data.window:
-        raise DataSourceError(
-            f"prices from {frame.index[0].date()} to {frame.index[-1].date()}: splitting at {test_start} leaves "
-            f"{len(train_part)} training and {len(test_part)} test days; the training part needs more than "
-            f"data.window={data.window} days and the test part at least one. Set data.test_start "
-            "(or use a file that covers both parts).")
-    values = frame[data.price_column].to_numpy(dtype=np.float64)
-    split = len(train_part)
-    scaler = fit_scaler(values[:split].reshape(-1, 1), data.scaler)
-    scaled = scaler.transform(values.reshape(-1, 1)).astype(np.float32)
-    x_train, y_train = sliding_windows(scaled[:split], data.window)
-    x_test, y_test = windows_from(scaled, split, data.window)
-    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
-              "y_test_raw": values[split:], "previous_test_raw": values[split - 1:-1],
-              "t_test": np.arange(split, len(values))}
-    extra = {"task": "regression", "input_spec": {"kind": "series", "length": data.window, "features": 1},
-             "scaler": scaler_to_dict(scaler), "time_label": f"trading day (test from {test_part.index[0].date()})",
-             "test_dates": [str(d.date()) for d in test_part.index]}
-    return arrays, extra
-
-
-def prepare_text(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """A book for a character model: the last test_fraction held out, a vocabulary from the rest.
-
-    Only ids are stored; OneHotWindows cuts the windows and one-hot encodes them per batch.
-    """
-    text = raw["text"]
-    split = int(round(len(text) * (1 - data.test_fraction)))
-    vocab = CharVocabulary.from_text(text[:split])
-    ids_train, ids_test = vocab.encode(text[:split]), vocab.encode(text[split:])
-    n_train = (len(ids_train) - data.window - 1) // data.step + 1
-    n_test = len(ids_test) - data.window
-    arrays = {"ids_train": ids_train, "ids_test": ids_test}
-    extra = {"task": "classes", "input_spec": {"kind": "onehot", "length": data.window, "features": vocab.size},
-             "n_outputs": vocab.size, "vocabulary": vocab.to_dict(), "n_train": n_train, "n_test": n_test,
-             "characters": {"train": len(ids_train), "test": len(ids_test)}}
-    return arrays, extra
-
-
-def prepare_phrases(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Short phrases as one-hot word sequences, padded at the front; vocabulary from the training phrases."""
-    from rnnlab.data.sources.phrases import build_vocabulary, one_hot_sequences
-
-    vocabulary = build_vocabulary(raw["train_texts"])
-    maxlen = max(len(t.split()) for t in raw["train_texts"] + raw["test_texts"])
-    x_train, _ = one_hot_sequences(raw["train_texts"], vocabulary, maxlen, dtype=np.float32)
-    x_test, _ = one_hot_sequences(raw["test_texts"], vocabulary, maxlen, dtype=np.float32)
-    arrays = {"x_train": x_train, "y_train": raw["train_labels"], "x_test": x_test, "y_test": raw["test_labels"]}
-    extra = {"task": "binary", "input_spec": {"kind": "onehot", "length": maxlen, "features": len(vocabulary)},
-             "vocabulary": vocabulary, "test_texts": raw["test_texts"]}
-    return arrays, extra
-
-
-def prepare_long_memory(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The gradient study's sequences, one-hot (n, length, symbols)."""
-    from keras.utils import to_categorical
-
-    arrays = {"x_train": to_categorical(raw["ids_train"], data.symbols).astype(np.float32), "y_train": raw["y_train"],
-              "x_test": to_categorical(raw["ids_test"], data.symbols).astype(np.float32), "y_test": raw["y_test"]}
-    extra = {"task": "binary", "input_spec": {"kind": "onehot", "length": data.length, "features": data.symbols}}
-    return arrays, extra
-
-
-def prepare_alphabet(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Every framing of the next-letter task, letters scaled to [0, 1) as the course fed them.
-
-    Each experiment picks its framing with `select` (data.framing); train and test are
-    the same patterns, as in the course: the question is which framing can learn them.
-    """
-    letters = raw["letters"]
-    ids = np.arange(len(letters))
-    scaled = (ids / len(letters)).astype(np.float32)
-    windows, targets = sliding_windows(scaled, data.seq_length)
-    arrays = {"x_one_letter": scaled[:-1].reshape(-1, 1, 1), "y_one_letter": ids[1:],
-              "x_window_features": windows.reshape(-1, 1, data.seq_length),
-              "x_window_timesteps": windows.reshape(-1, data.seq_length, 1),
-              "y_window": ids[data.seq_length:]}
-    return arrays, {"task": "letters", "n_outputs": len(letters), "letters": letters}
-
-
-def select(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """The part of a prepared dataset that one experiment reads: for the alphabet, its framing."""
-    if data["meta"]["dataset"] != "alphabet":
-        return data
-    framing = "one_letter" if cfg.data.framing == "stateful" else cfg.data.framing
-    x = data[f"x_{framing}"]
-    y = data["y_one_letter" if framing == "one_letter" else "y_window"]
-    meta = {**data["meta"], "input_spec": {"kind": "series", "length": x.shape[1], "features": x.shape[2]}}
-    return {"x_train": x, "y_train": y, "x_test": x, "y_test": y, "meta": meta}
-
-
-# How each dataset becomes arrays: (raw, data config) -> (arrays for arrays.npz, extra meta).
-# The extra meta names the `task` and the model's `input_spec` (see models/keras_models.py).
-PREPARERS = {"imdb": prepare_reviews, "sine": prepare_sine, "prices": prepare_prices, "gutenberg": prepare_text,
-             "phrases": prepare_phrases, "alphabet": prepare_alphabet, "long_memory": prepare_long_memory}
-
-
 def prepare(cfg: Any, raw_folder: Path | None = None, out: Path | None = None) -> Path:
     """Turn the fetched data of `cfg.data` into arrays, written atomically; returns the folder."""
     data = cfg.data
     raw = load_raw(raw_folder or paths.raw_dir(data.name))
-    arrays, extra = PREPARERS[data.name](raw, data)
+    arrays, extra = DATASETS[data.name].prepare(raw, data)
     out = out or paths.prepared_dir(data.name)
     with io.atomic_dir(out) as tmp:
         io.write_npz(tmp / "arrays.npz", **arrays)
@@ -499,31 +357,6 @@ def config_digest(cfg: Any) -> str:
     return hashlib.sha256(json.dumps(data_part(cfg), sort_keys=True).encode()).hexdigest()
 
 
-def ensure_prepared(cfg: Any) -> dict[str, Any]:
-    """Prepared data for `cfg`, made once and reused (a Hydra run, every job of a sweep).
-
-    The pipeline's data/prepared/<dataset> is used when its settings match; otherwise
-    the data is built under data/cache/<dataset>-<settings digest>/, leaving the
-    outputs that DVC tracks untouched. A lock keeps parallel jobs from building it twice.
-    """
-    digest = config_digest(cfg)
-    pipeline = paths.prepared_dir(cfg.data.name)
-    if _matches(pipeline, digest):
-        return load_prepared(pipeline)
-    cache = paths.ROOT / "data" / "cache" / f"{cfg.data.name}-{digest[:12]}"
-    cache.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache / ".lock")):
-        if not _matches(cache / "prepared", digest):
-            fetch(cfg, out=cache / "raw")
-            prepare(cfg, raw_folder=cache / "raw", out=cache / "prepared")
-    return load_prepared(cache / "prepared")
-
-
-def _matches(folder: Path, digest: str) -> bool:
-    meta = folder / "meta.json"
-    return meta.is_file() and io.read_json(meta)["config_sha256"] == digest
-
-
 def load_prepared(folder: Path) -> dict[str, Any]:
     if not (folder / "meta.json").is_file():
         raise FileNotFoundError(f"{folder} holds no prepared data; run `dvc repro prepare@{folder.name}` first.")
@@ -536,4 +369,5 @@ def load_prepared(folder: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_stage(prepare, "Prepare a fetched dataset into data/prepared/<dataset>/.")
+    cli.main(lambda resolved: prepare(load_resolved(resolved)),
+             "DVC stage: prepare a fetched dataset into data/prepared/<dataset>/.")

@@ -1,5 +1,6 @@
 """The from-scratch NumPy models as the pipeline runs them (model.implementation=numpy):
-built from the model config, fit with the trainer config, saved as one .npz file.
+built from the model config, fit with the trainer config, saved as one .npz file;
+`NumpyModel` is this implementation of the interface in rnnlab.models.
 
 The course's sentiment RNN reads one-hot words and answers with a softmax over two
 classes, so this path takes a one-hot input and a binary task; rnnlab.config refuses
@@ -23,8 +24,12 @@ CLASSES: dict[str, type[RecurrentClassifier]] = {"simplernn": NumpyRNN, "lstm": 
 
 
 def build(model_cfg: Any, input_size: int, seed: int) -> RecurrentClassifier:
-    return CLASSES[model_cfg.cell](input_size, int(model_cfg.units), 2, seed=seed, dtype=np.float64,
-                                   init_scale=float(model_cfg.init_scale))
+    model = CLASSES[model_cfg.cell](input_size, int(model_cfg.units), 2, seed=seed, dtype=np.float64,
+                                    init_scale=float(model_cfg.init_scale))
+    if model_cfg.cell == "lstm":
+        units = int(model_cfg.units)
+        model.params["b"][units:2 * units] = model_cfg.forget_bias
+    return model
 
 
 def optimizer(trainer: Any) -> SGD | Adam:
@@ -32,9 +37,11 @@ def optimizer(trainer: Any) -> SGD | Adam:
     return kind(float(trainer.learning_rate), clip_value=trainer.clipvalue, clip_norm=trainer.clipnorm)
 
 
-def mask_of(x: np.ndarray) -> np.ndarray:
-    """Real steps of one-hot input: a padding vector is all zeros, a word never is."""
-    return x.any(axis=-1)
+def mask_of(x: np.ndarray) -> np.ndarray | None:
+    """Real steps of one-hot input: a padding vector is all zeros, a word never is; None when
+    nothing is padded, so unpadded sequences take the models' plain path."""
+    mask = x.any(axis=-1)
+    return None if mask.all() else mask
 
 
 def fit(model: RecurrentClassifier, trainer: Any, x: np.ndarray, y: np.ndarray,
@@ -67,3 +74,60 @@ def load(path: Path) -> RecurrentClassifier:
         for name in model.params:
             model.params[name] = saved[name].astype(model.dtype)
     return model
+
+
+class NumpyModel:
+    """A from-scratch model behind the interface of rnnlab.models."""
+
+    implementation = "numpy"
+    file_name = "model.npz"
+
+    def __init__(self, model: RecurrentClassifier, cell: str) -> None:
+        self.model, self.cell = model, cell
+
+    @classmethod
+    def build(cls, model_cfg: Any, meta: dict[str, Any], seed: int) -> "NumpyModel":
+        return cls(build(model_cfg, meta["input_spec"]["features"], seed), str(model_cfg.cell))
+
+    def fit(self, trainer: Any, inputs: dict[str, Any], callbacks: list[Any]) -> dict[str, list[float]]:
+        """Fit on inputs["x"], inputs["y"]; each callback's on_epoch_end gets every epoch's
+        logs, as Keras calls it, and on_train_end once at the end."""
+        def on_epoch_end(epoch: int, logs: dict[str, float]) -> None:
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, logs)
+        try:
+            x = inputs["x"].astype(self.model.dtype, copy=False)
+            return self.model.fit(x, np.asarray(inputs["y"], dtype=np.int64), mask_of(x), optimizer=optimizer(trainer),
+                                  epochs=int(trainer.epochs), batch_size=int(trainer.batch_size),
+                                  on_epoch_end=on_epoch_end)
+        finally:
+            for callback in callbacks:
+                callback.on_train_end()
+
+    def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """P(label 1) per sequence, what a Keras sigmoid head gives."""
+        return positive_probability(self.model, x)
+
+    def predict_batch(self, x: np.ndarray) -> np.ndarray:
+        return self.predict(x)
+
+    def reset_states(self) -> None:
+        """Nothing to reset: the NumPy models start every sequence from a zero state."""
+
+    def save(self, folder: Path) -> str:
+        save(self.model, self.cell, folder / self.file_name)
+        return self.file_name
+
+    @classmethod
+    def load(cls, folder: Path) -> "NumpyModel":
+        with np.load(folder / cls.file_name) as saved:
+            cell = json.loads(str(saved["spec"]))["cell"]
+        return cls(load(folder / cls.file_name), cell)
+
+    def state_gradients(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """g_t from the model's own backpropagation through time."""
+        grads = self.model.loss_and_grads(x.astype(self.model.dtype), y)[1]["h"]  # of the batch's mean loss
+        return np.linalg.norm(grads * len(x), axis=-1).mean(axis=0)
+
+    def accuracy(self, x: np.ndarray, y: np.ndarray) -> float:
+        return self.model.evaluate(x.astype(self.model.dtype), y)[1]

@@ -14,14 +14,16 @@ import hashlib
 import logging
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
 from urllib.parse import urlsplit
 
+from omegaconf import MISSING
+
 from rnnlab import io
 from rnnlab.data import download
-from rnnlab.data.sources import samples
+from rnnlab.data import samples
 from rnnlab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -48,25 +50,22 @@ class Schema:
     # Keys that only the prepare stage reads; every other key shapes what fetch writes.
     PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("window", "step", "test_fraction")
 
-    name: str = "gutenberg"
-    source: str = "auto"
-    path: Optional[str] = None
-    encoding: Optional[str] = None
-    book_id: int = 11
-    url_template: str = "https://www.gutenberg.org/cache/epub/{id}/pg{id}.txt"
-    fallback_templates: list[str] = field(default_factory=lambda: [
-        "https://www.gutenberg.org/files/{id}/{id}-0.txt",
-        "https://www.gutenberg.org/ebooks/{id}.txt.utf-8",
-    ])
-    timeout: float = 30.0
-    max_bytes: int = 20_000_000
-    retries: int = 3
-    lowercase: bool = True
-    ascii_only: bool = True
-    sample_chars: int = 150_000
-    window: int = 10
-    step: int = 1
-    test_fraction: float = 0.1
+    name: str = MISSING
+    source: str = MISSING
+    path: Optional[str] = MISSING
+    encoding: Optional[str] = MISSING
+    book_id: int = MISSING
+    url_template: str = MISSING
+    fallback_templates: list[str] = MISSING
+    timeout: float = MISSING
+    max_bytes: int = MISSING
+    retries: int = MISSING
+    lowercase: bool = MISSING
+    ascii_only: bool = MISSING
+    sample_chars: int = MISSING
+    window: int = MISSING
+    step: int = MISSING
+    test_fraction: float = MISSING
 
 
 def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
@@ -177,7 +176,7 @@ def from_file(path: Path, encoding: Optional[str]) -> tuple[str, dict[str, Any]]
 def from_sample(data: Any, seed: int) -> tuple[str, dict[str, Any]]:
     return samples.synthetic_text(data.sample_chars, seed), {
         "source": "sample", "synthetic": True, "label": samples.SYNTHETIC_LABEL, "markers": None,
-        "generator": "rnnlab.data.sources.samples.synthetic_text", "seed": seed}
+        "generator": "rnnlab.data.datasets.samples.synthetic_text", "seed": seed}
 
 
 def decode(raw: bytes, encoding: Optional[str], origin: str) -> str:
@@ -198,3 +197,23 @@ def _is_codec(name: str) -> bool:
         return True
     except LookupError:
         return False
+
+
+def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The last test_fraction held out, a vocabulary from the rest.
+
+    Only ids are stored; OneHotWindows cuts the windows and one-hot encodes them per batch.
+    """
+    from rnnlab.data.prepare import CharVocabulary
+
+    text = raw["text"]
+    split = int(round(len(text) * (1 - data.test_fraction)))
+    vocab = CharVocabulary.from_text(text[:split])
+    ids_train, ids_test = vocab.encode(text[:split]), vocab.encode(text[split:])
+    n_train = (len(ids_train) - data.window - 1) // data.step + 1
+    n_test = len(ids_test) - data.window
+    arrays = {"ids_train": ids_train, "ids_test": ids_test}
+    extra = {"task": "next_char", "input_spec": {"kind": "onehot", "length": data.window, "features": vocab.size},
+             "n_outputs": vocab.size, "vocabulary": vocab.to_dict(), "n_train": n_train, "n_test": n_test,
+             "characters": {"train": len(ids_train), "test": len(ids_test)}}
+    return arrays, extra

@@ -21,6 +21,8 @@ from typing import Any, Callable, ClassVar, Optional
 import numpy as np
 import pandas as pd
 
+from omegaconf import MISSING
+
 from rnnlab.errors import DataSourceError
 
 PROVENANCE_LABEL = "project-written phrases"
@@ -109,10 +111,10 @@ class Schema:
     # Every key shapes what fetch writes; prepare has nothing of its own to choose.
     PREPARE_KEYS: ClassVar[tuple[str, ...]] = ()
 
-    name: str = "phrases"
-    source: str = "auto"
-    path: Optional[str] = None
-    language: str = "en"
+    name: str = MISSING
+    source: str = MISSING
+    path: Optional[str] = MISSING
+    language: str = MISSING
 
 
 def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
@@ -175,7 +177,7 @@ def from_sample(language: str) -> Phrases:
         train_texts=[text for text, _ in train], train_labels=np.array([y for _, y in train], dtype=np.int64),
         test_texts=[text for text, _ in test], test_labels=np.array([y for _, y in test], dtype=np.int64),
         provenance={"source": "sample", "synthetic": True, "label": PROVENANCE_LABEL, "language": language,
-                    "generator": "rnnlab.data.sources.phrases"},
+                    "generator": "rnnlab.data.datasets.phrases"},
     )
 
 
@@ -242,3 +244,21 @@ def one_hot_sequences(texts: list[str], vocabulary: dict[str, int], maxlen: int 
         x[row, np.arange(start, maxlen), ids] = 1.0
         mask[row, start:] = 1.0
     return x, mask
+
+
+def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """One-hot word sequences, padded at the front; vocabulary from the training phrases."""
+    vocabulary = build_vocabulary(raw["train_texts"])
+    maxlen = max(len(t.split()) for t in raw["train_texts"] + raw["test_texts"])
+    x_train, _ = one_hot_sequences(raw["train_texts"], vocabulary, maxlen, dtype=np.float32)
+    x_test, _ = one_hot_sequences(raw["test_texts"], vocabulary, maxlen, dtype=np.float32)
+    arrays = {"x_train": x_train, "y_train": raw["train_labels"], "x_test": x_test, "y_test": raw["test_labels"]}
+    extra = {"task": "binary", "input_spec": {"kind": "onehot", "length": maxlen, "features": len(vocabulary)},
+             "vocabulary": vocabulary, "test_texts": raw["test_texts"]}
+    return arrays, extra
+
+
+def examples(data: dict[str, Any], p_model: np.ndarray, p_baseline: np.ndarray) -> list[dict[str, Any]]:
+    """Every test phrase with both predictions: there are few, and each is readable."""
+    return [{"text": text, "label": int(y), "p_model": round(float(pm), 4), "p_baseline": round(float(pb), 4)}
+            for text, y, pm, pb in zip(data["meta"]["test_texts"], data["y_test"], p_model, p_baseline)]

@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 import tenacity
 
+from omegaconf import MISSING
+
 from rnnlab import io
-from rnnlab.data.sources import samples
+from rnnlab.data import samples
 from rnnlab.data import download
 from rnnlab.errors import DataSourceError
 
@@ -58,21 +60,21 @@ class Schema:
     # Keys that only the prepare stage reads; every other key shapes what fetch writes.
     PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("window", "test_start", "sample_test_start", "scaler")
 
-    name: str = "prices"
-    source: str = "auto"
-    path: Optional[str] = None
-    ticker: str = "META"
-    start: str = "2015-01-01"
-    end: str = "2020-01-31"
-    interval: str = "1d"
-    price_column: str = "Close"
-    retries: int = 3
-    retry_wait: float = 2.0
-    sample: str = "GOOG"
-    window: int = 40
-    test_start: str = "2020-01-01"
-    sample_test_start: str = "2013-01-01"
-    scaler: str = "minmax"
+    name: str = MISSING
+    source: str = MISSING
+    path: Optional[str] = MISSING
+    ticker: str = MISSING
+    start: str = MISSING
+    end: str = MISSING
+    interval: str = MISSING
+    price_column: str = MISSING
+    retries: int = MISSING
+    retry_wait: float = MISSING
+    sample: str = MISSING
+    window: int = MISSING
+    test_start: str = MISSING
+    sample_test_start: str = MISSING
+    scaler: str = MISSING
 
 
 def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
@@ -353,14 +355,12 @@ def from_sample(data: Any, seed: int) -> Prices:
                 "source": "sample", "ticker": "GOOG", "requested_ticker": data.ticker, "package": "backtesting",
                 "backtesting_version": _version("backtesting"), "sample": True, "synthetic": False,
                 "label": f"sample: GOOG daily prices {first}-{last} shipped with the backtesting package",
-                "test_split_key": "sample_test_start",
             })
     frame = tidy(synthetic_prices(seed), data.price_column, "the synthetic price sample")
     return Prices(frame, {
-        "source": "sample", "requested_ticker": data.ticker, "generator": "rnnlab.data.sources.prices.synthetic_prices",
+        "source": "sample", "requested_ticker": data.ticker, "generator": "rnnlab.data.datasets.prices.synthetic_prices",
         "seed": seed, "sample": True, "synthetic": True,
         "label": f"{samples.SYNTHETIC_LABEL}: geometric Brownian motion prices, not market data",
-        "test_split_key": "sample_test_start",
     })
 
 
@@ -391,3 +391,35 @@ def _iso_date(value: Any) -> Optional[dt.date]:
         return dt.date.fromisoformat(str(value))
     except ValueError:
         return None
+
+
+def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A scaler fit on the training days, `window`-day windows, next-day target.
+
+    The test days are those from test_start on (sample_test_start for the offline
+    sample); their first windows reach back into the last training days.
+    """
+    from rnnlab.data.prepare import fit_scaler, scaler_to_dict, sliding_windows, split_at_date, windows_from
+
+    frame = raw["prices"]
+    test_start = data.sample_test_start if raw["provenance"].get("sample") else data.test_start
+    train_part, test_part = split_at_date(frame, test_start)
+    if len(test_part) == 0 or len(train_part) <= data.window:
+        raise DataSourceError(
+            f"prices from {frame.index[0].date()} to {frame.index[-1].date()}: splitting at {test_start} leaves "
+            f"{len(train_part)} training and {len(test_part)} test days; the training part needs more than "
+            f"data.window={data.window} days and the test part at least one. Set data.test_start "
+            "(or use a file that covers both parts).")
+    values = frame[data.price_column].to_numpy(dtype=np.float64)
+    split = len(train_part)
+    scaler = fit_scaler(values[:split].reshape(-1, 1), data.scaler)
+    scaled = scaler.transform(values.reshape(-1, 1)).astype(np.float32)
+    x_train, y_train = sliding_windows(scaled[:split], data.window)
+    x_test, y_test = windows_from(scaled, split, data.window)
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+              "y_test_raw": values[split:], "previous_test_raw": values[split - 1:-1],
+              "t_test": np.arange(split, len(values))}
+    extra = {"task": "regression", "input_spec": {"kind": "series", "length": data.window, "features": 1},
+             "scaler": scaler_to_dict(scaler), "time_label": f"trading day (test from {test_part.index[0].date()})",
+             "test_dates": [str(d.date()) for d in test_part.index]}
+    return arrays, extra

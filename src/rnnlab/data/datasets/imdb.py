@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from omegaconf import MISSING
+
 from rnnlab import io
 from rnnlab.data import download
-from rnnlab.data.sources import samples
+from rnnlab.data import samples
 from rnnlab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
@@ -37,17 +39,17 @@ class Schema:
     # Keys that only the prepare stage reads; every other key shapes what fetch writes.
     PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("maxlen", "padding", "truncating", "limit")
 
-    name: str = "imdb"
-    source: str = "auto"
-    path: Optional[str] = None
-    test_fraction: float = 0.5
-    num_words: int = 20000
-    maxlen: int = 80
-    padding: str = "pre"
-    truncating: str = "pre"
-    sample_train: int = 12000
-    sample_test: int = 4000
-    limit: Optional[int] = None
+    name: str = MISSING
+    source: str = MISSING
+    path: Optional[str] = MISSING
+    test_fraction: float = MISSING
+    num_words: int = MISSING
+    maxlen: int = MISSING
+    padding: str = MISSING
+    truncating: str = MISSING
+    sample_train: int = MISSING
+    sample_test: int = MISSING
+    limit: Optional[int] = MISSING
 
 
 def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
@@ -156,7 +158,7 @@ def from_sample(data: Any, seed: int) -> EncodedReviews:
         test=encode(corpus.test_words, word_index, data.num_words), test_labels=corpus.test_labels,
         word_index=word_index,
         provenance={"source": "sample", "synthetic": True, "label": samples.SYNTHETIC_LABEL,
-                    "generator": "rnnlab.data.sources.samples.synthetic_reviews", "seed": seed},
+                    "generator": "rnnlab.data.datasets.samples.synthetic_reviews", "seed": seed},
     )
 
 
@@ -214,3 +216,32 @@ def decode(ids: np.ndarray | list[int], word_index: dict[str, int]) -> str:
     words_by_id = {rank + INDEX_FROM: word for word, rank in word_index.items()}
     words_by_id.update({START_ID: "<start>", OOV_ID: "<oov>"})
     return " ".join(words_by_id.get(int(i), "<oov>") for i in ids if int(i) != 0 and int(i) != START_ID)
+
+
+def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Pad or cut every review to `maxlen` ids; the word index travels along for decoding."""
+    from rnnlab.data.prepare import pad  # the preprocessing library imports Keras: only when preparing
+
+    limit = data.limit or None
+    arrays = {
+        "x_train": pad(raw["train"][:limit], data.maxlen, data.padding, data.truncating),
+        "y_train": np.asarray(raw["train_labels"][:limit], dtype=np.int64),
+        "x_test": pad(raw["test"][:limit], data.maxlen, data.padding, data.truncating),
+        "y_test": np.asarray(raw["test_labels"][:limit], dtype=np.int64),
+    }
+    extra = {"task": "binary", "input_spec": {"kind": "tokens", "length": data.maxlen, "vocab": data.num_words},
+             "positive_share": {"train": float(arrays["y_train"].mean()), "test": float(arrays["y_test"].mean())},
+             "word_index": raw["word_index"]}
+    return arrays, extra
+
+
+N_EXAMPLES = 6
+
+
+def examples(data: dict[str, Any], p_model: np.ndarray, p_baseline: np.ndarray) -> list[dict[str, Any]]:
+    """The first test reviews of each class, decoded to words, with both predictions."""
+    y = data["y_test"]
+    chosen = [*np.flatnonzero(y == 1)[: N_EXAMPLES // 2], *np.flatnonzero(y == 0)[: N_EXAMPLES // 2]]
+    return [{"text": decode(data["x_test"][i], data["word_index"]), "label": int(y[i]),
+             "p_model": round(float(p_model[i]), 4), "p_baseline": round(float(p_baseline[i]), 4)}
+            for i in sorted(chosen)]

@@ -13,6 +13,8 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from omegaconf import MISSING
+
 from rnnlab import io
 from rnnlab.errors import DataSourceError
 
@@ -23,15 +25,15 @@ class Schema:
 
     PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("window", "framing")
 
-    name: str = "sine"
-    source: str = "sample"
-    path: Any = None
-    n: int = 1000
-    train_size: int = 800
-    frequency: float = 0.02
-    noise: float = 2.0
-    window: int = 4
-    framing: str = "features"
+    name: str = MISSING
+    source: str = MISSING
+    path: Any = MISSING
+    n: int = MISSING
+    train_size: int = MISSING
+    frequency: float = MISSING
+    noise: float = MISSING
+    window: int = MISSING
+    framing: str = MISSING
 
 
 def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
@@ -68,3 +70,25 @@ def fetch_to(folder: Path, data: Any, seed: int) -> dict[str, Any]:
 def read_raw(folder: Path) -> dict[str, Any]:
     with np.load(folder / "series.npz", allow_pickle=False) as npz:
         return {"values": npz["values"]}
+
+
+def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Windows of `window` points, the next point as target.
+
+    Test targets are the points after train_size; their first windows reach back
+    into the training part, as a forecaster's would.
+    """
+    from rnnlab.data.prepare import sliding_windows, windows_from
+
+    values = raw["values"]
+    split = data.train_size
+    x_train, y_train = sliding_windows(values[:split], data.window)
+    x_test, y_test = windows_from(values, split, data.window)
+    shape = (1, data.window) if data.framing == "features" else (data.window, 1)
+    arrays = {"x_train": x_train.reshape(-1, *shape).astype(np.float32), "y_train": y_train.astype(np.float32),
+              "x_test": x_test.reshape(-1, *shape).astype(np.float32), "y_test": y_test.astype(np.float32),
+              "y_test_raw": y_test.copy(), "previous_test_raw": values[split - 1:-1].copy(),
+              "t_test": np.arange(split, len(values)), "series_raw": values}
+    extra = {"task": "regression", "input_spec": {"kind": "series", "length": shape[0], "features": shape[1]},
+             "time_label": "t"}
+    return arrays, extra

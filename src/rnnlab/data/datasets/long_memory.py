@@ -17,6 +17,8 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from omegaconf import MISSING
+
 from rnnlab import io
 from rnnlab.errors import DataSourceError
 
@@ -28,13 +30,13 @@ class Schema:
     # Every key shapes what fetch writes; prepare only one-hot encodes.
     PREPARE_KEYS: ClassVar[tuple[str, ...]] = ()
 
-    name: str = "long_memory"
-    source: str = "sample"
-    path: Any = None
-    length: int = 100
-    symbols: int = 8
-    n_train: int = 2000
-    n_test: int = 500
+    name: str = MISSING
+    source: str = MISSING
+    path: Any = MISSING
+    length: int = MISSING
+    symbols: int = MISSING
+    n_train: int = MISSING
+    n_test: int = MISSING
 
 
 def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
@@ -70,3 +72,12 @@ def fetch_to(folder: Path, data: Any, seed: int) -> dict[str, Any]:
 def read_raw(folder: Path) -> dict[str, Any]:
     with np.load(folder / "sequences.npz", allow_pickle=False) as npz:
         return {key: npz[key] for key in npz.files}
+
+
+def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The sequences one-hot, (n, length, symbols)."""
+    eye = np.eye(data.symbols, dtype=np.float32)
+    arrays = {"x_train": eye[raw["ids_train"]], "y_train": raw["y_train"],
+              "x_test": eye[raw["ids_test"]], "y_test": raw["y_test"]}
+    extra = {"task": "binary", "input_spec": {"kind": "onehot", "length": data.length, "features": data.symbols}}
+    return arrays, extra

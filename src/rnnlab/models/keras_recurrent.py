@@ -1,0 +1,233 @@
+"""Every Keras model of the pipeline, whatever its cell: assembled here, in plain Keras.
+
+    input -> [Embedding] -> recurrent layer x N [-> Dropout] -> Dense x M -> head
+
+- input: token ids (IMDB: an Embedding follows), one-hot vectors (characters, words,
+  letters) or real-valued series (prices, the sine wave);
+- recurrent layers: SimpleRNN, LSTM or GRU, optionally Bidirectional, stacked with
+  return_sequences on all but the last, optionally stateful with a fixed batch size;
+- head: sigmoid (binary), softmax (classes) or linear (regression).
+
+The prepared data's meta.json says which input and head a dataset needs
+(`input_spec`, `task`); the model, regularizer and trainer config groups say the rest.
+`KerasModel` is this implementation of the interface in rnnlab.models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from rnnlab.errors import ConfigError
+
+CELLS = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+LOSSES = {"binary": "binary_crossentropy", "next_char": "sparse_categorical_crossentropy",
+          "letters": "sparse_categorical_crossentropy", "regression": "mse"}
+METRICS = {"binary": ["accuracy"], "next_char": ["accuracy"], "letters": ["accuracy"], "regression": ["mae"]}
+
+
+def regularizer_kwargs(reg: Any) -> dict[str, keras.regularizers.Regularizer]:
+    """kernel_regularizer / recurrent_regularizer / bias_regularizer for the chosen weights."""
+    if reg.kind == "none":
+        return {}
+    l1 = reg.l1 if reg.kind in ("l1", "l1l2") else 0.0
+    l2 = reg.l2 if reg.kind in ("l2", "l1l2") else 0.0
+    names = {"kernel": "kernel_regularizer", "recurrent": "recurrent_regularizer", "bias": "bias_regularizer"}
+    return {names[w]: keras.regularizers.L1L2(l1=l1, l2=l2) for w in reg.apply_to}
+
+
+class ForgetGateBias(keras.initializers.Initializer):
+    """An LSTM bias of zeros except the forget gate's block (Keras' order i, f, c, o).
+
+    A bias b holds the gate near sigmoid(b) at first, so c_t keeps sigmoid(b) of c_{t-1} per
+    step and sigmoid(b)^99 of it over 99 steps: 1e-13.6 for b = 1, 6e-3 for b = 3."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __call__(self, shape: Any, dtype: Any = None) -> Any:
+        units = shape[0] // 4
+        bias = np.zeros(shape, dtype="float32")
+        bias[units:2 * units] = self.value
+        return keras.ops.convert_to_tensor(bias, dtype=dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+
+def cell_options(model: Any) -> dict[str, Any]:
+    """The recurrent weights' initialisation: Keras' defaults unless the config changes them."""
+    options: dict[str, Any] = {"recurrent_initializer": model.recurrent_initializer}
+    if model.cell == "lstm" and model.forget_bias != 1.0:
+        # Keras' own unit_forget_bias starts the forget gate's bias at 1; this sets any value.
+        options.update(unit_forget_bias=False, bias_initializer=ForgetGateBias(float(model.forget_bias)))
+    return options
+
+
+def build_model(model: Any, reg: Any, input_spec: dict[str, Any], task: str, n_outputs: int = 1,
+                batch_size: int | None = None, logits: bool = False) -> keras.Model:
+    """Assemble the model for a dataset's `input_spec` and `task` ("binary" | "next_char" |
+    "letters" | "regression").
+
+    input_spec: {"kind": "tokens", "length": L, "vocab": V} or {"kind": "onehot" | "series",
+    "length": L, "features": F}. A stateful model needs `batch_size`: its state is kept per batch row.
+    logits=True ends a classifier in n_outputs logits, without softmax (the gradient study).
+    """
+    length = input_spec["length"]
+    fixed_batch = batch_size if model.stateful else None
+    if input_spec["kind"] == "tokens":
+        layers: list[keras.layers.Layer] = [
+            keras.Input(shape=(length,), batch_size=fixed_batch, dtype="int32", name="tokens"),
+            keras.layers.Embedding(input_spec["vocab"], model.embedding_dim, name="embedding"),
+        ]
+    else:
+        layers = [keras.Input(shape=(length, input_spec["features"]), batch_size=fixed_batch, name=input_spec["kind"])]
+
+    for i in range(model.layers):
+        recurrent = CELLS[model.cell](
+            model.units,
+            activation=model.activation,
+            dropout=model.dropout,
+            recurrent_dropout=model.recurrent_dropout,
+            return_sequences=i < model.layers - 1,
+            stateful=model.stateful,
+            unroll=model.unroll,
+            name=f"{model.cell}_{i + 1}",
+            **cell_options(model),
+            **regularizer_kwargs(reg),
+        )
+        layers.append(keras.layers.Bidirectional(recurrent, name=f"bi_{model.cell}_{i + 1}")
+                      if model.bidirectional else recurrent)
+        if model.dropout_between > 0:
+            layers.append(keras.layers.Dropout(model.dropout_between, name=f"dropout_{i + 1}"))
+    for j, units in enumerate(model.dense_units):
+        layers.append(keras.layers.Dense(units, activation=model.dense_activation, name=f"dense_{j + 1}"))
+
+    if logits:
+        layers.append(keras.layers.Dense(n_outputs, name="logits"))
+    elif task == "binary":
+        layers.append(keras.layers.Dense(1, activation="sigmoid", name="positive"))
+    elif task in ("next_char", "letters"):
+        layers.append(keras.layers.Dense(n_outputs, activation="softmax", name="next"))
+    else:
+        layers.append(keras.layers.Dense(n_outputs, name="value"))
+    return keras.Sequential(layers, name=f"{task}_{model.cell}")
+
+
+def build_optimizer(trainer: Any) -> keras.optimizers.Optimizer:
+    # trainer.clipnorm bounds the norm of all gradients together (Keras' global_clipnorm), as the
+    # NumPy models clip; Keras' own clipnorm would clip each weight's gradient on its own.
+    clip = {k: v for k, v in (("global_clipnorm", trainer.clipnorm), ("clipvalue", trainer.clipvalue))
+            if v is not None}
+    if trainer.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=trainer.learning_rate, **clip)
+    if trainer.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=trainer.learning_rate, **clip)
+    return keras.optimizers.SGD(learning_rate=trainer.learning_rate, momentum=trainer.momentum, **clip)
+
+
+def compile_model(model: keras.Model, trainer: Any, task: str, logits: bool = False) -> keras.Model:
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if logits else LOSSES[task]
+    model.compile(optimizer=build_optimizer(trainer), loss=loss, metrics=METRICS[task])
+    return model
+
+
+def reset_states(model: keras.Model) -> None:
+    """Forget the state a stateful model carried over, as the course did by hand each epoch."""
+    for layer in model.layers:
+        inner = getattr(layer, "forward_layer", None)
+        for rnn in (layer, inner, getattr(layer, "backward_layer", None)):
+            if rnn is not None and getattr(rnn, "stateful", False):
+                rnn.reset_states()
+
+
+def require_tensorflow() -> None:
+    if keras.backend.backend() != "tensorflow":
+        raise ConfigError(f"KERAS_BACKEND={keras.backend.backend()}: per-step gradients of Keras models are taken "
+                          "with TensorFlow's GradientTape; run with KERAS_BACKEND=tensorflow (the default), "
+                          "or keep only NumPy variants.")
+
+
+class KerasModel:
+    """A Keras model behind the interface of rnnlab.models (build, fit, predict, save, load,
+    per-step gradients)."""
+
+    implementation = "keras"
+    file_name = "model.keras"
+
+    def __init__(self, model: keras.Model, task: str, logits: bool = False) -> None:
+        self.model, self.task, self.logits = model, task, logits
+
+    @classmethod
+    def build(cls, model: Any, reg: Any, meta: dict[str, Any], batch_size: int, seed: int,
+              logits: bool = False) -> "KerasModel":
+        keras.utils.set_random_seed(seed)
+        built = build_model(model, reg, meta["input_spec"], meta["task"], n_outputs=meta.get("n_outputs", 1),
+                            batch_size=batch_size, logits=logits)
+        return cls(built, meta["task"], logits)
+
+    def fit(self, trainer: Any, inputs: dict[str, Any], callbacks: list[Any]) -> dict[str, list[float]]:
+        """Compile with the trainer's optimizer and fit on `inputs` (what model.fit reads:
+        x, y, batch_size, validation_split or validation_data, shuffle)."""
+        compile_model(self.model, trainer, self.task, self.logits)
+        callbacks = list(callbacks)
+        if self.stateful:
+            callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self.reset_states()))
+        return self.model.fit(**inputs, epochs=trainer.epochs, callbacks=callbacks, verbose=trainer.verbose).history
+
+    @property
+    def stateful(self) -> bool:
+        return any(getattr(layer, "stateful", False) or getattr(getattr(layer, "forward_layer", None), "stateful", False)
+                   for layer in self.model.layers)
+
+    def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """The head's output for every row: P(positive) (binary, one value per row), class
+        probabilities, or values (regression, one per row)."""
+        out = self.model.predict(x, batch_size=batch_size, verbose=0)
+        return out.reshape(-1) if out.shape[-1] == 1 else out
+
+    def predict_batch(self, x: np.ndarray) -> np.ndarray:
+        """One direct call on one batch: for generation step by step and stateful reading."""
+        return np.asarray(self.model(x, training=False))
+
+    def reset_states(self) -> None:
+        reset_states(self.model)
+
+    def save(self, folder: Path) -> str:
+        self.model.save(folder / self.file_name)
+        return self.file_name
+
+    @classmethod
+    def load(cls, folder: Path, task: str) -> "KerasModel":
+        model = keras.models.load_model(folder / cls.file_name)
+        return cls(model, task, logits=model.layers[-1].name == "logits")
+
+    def state_gradients(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """g_t = mean over sequences i of ||dL_i/dh_t||, t = 1..T, for a one-layer model with a
+        logits head, by replaying its cell step by step with a zero probe added to each h_t."""
+        require_tensorflow()
+        import tensorflow as tf
+
+        recurrent = [layer for layer in self.model.layers if isinstance(layer, keras.layers.RNN)]
+        if len(recurrent) != 1 or not self.logits:
+            raise ConfigError("per-step gradients need one recurrent layer and a logits head (the gradient study's models)")
+        cell, head = recurrent[0].cell, self.model.layers[-1]
+        x = tf.constant(x, dtype=tf.float32)
+        batch, steps, _ = x.shape
+        units = head.kernel.shape[0]
+        probes = tf.zeros((steps, batch, units))
+        n_states = 2 if isinstance(cell, keras.layers.LSTMCell) else 1
+        with tf.GradientTape() as tape:
+            tape.watch(probes)
+            states = [tf.zeros((batch, units))] * n_states
+            for t in range(steps):
+                h, states = cell(x[:, t], states, training=False)
+                h = h + probes[t]  # dL/d(probe_t) = dL/dh_t: every later use of h_t goes through h
+                states = [h, *states[1:]]
+            # Summed, not averaged: each sequence's gradient is then that sequence's own dL_i/dh_t.
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, head(h)))
+        grads = tape.gradient(loss, probes).numpy()  # (T, batch, units)
+        return np.linalg.norm(grads, axis=-1).mean(axis=1)
