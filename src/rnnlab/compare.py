@@ -54,7 +54,8 @@ class Leaderboard:
         return "baseline_" + self.metric.removeprefix("test_")
 
     def columns(self) -> list[str]:
-        return ["rank", "run", "status", self.metric, self.baseline_metric, "vs_baseline", *self.varied, "run_id"]
+        return ["rank", "run", "status", self.metric, self.baseline_metric, "vs_baseline", "verdict",
+                *self.varied, "run_id"]
 
     def baseline(self) -> float | None:
         values = {row[self.baseline_metric] for row in self.rows if not _missing(row[self.baseline_metric])}
@@ -77,6 +78,8 @@ def build(parent: Run, children: list[Run]) -> Leaderboard:
         baseline = child.data.metrics.get(board.baseline_metric, math.nan)
         board.rows.append({"run": child.info.run_name, "status": child.info.status, metric: value,
                            board.baseline_metric: baseline, "vs_baseline": round(value - baseline, 6),
+                           # The paired test's answer (evaluate): better only where it says so.
+                           "verdict": child.data.tags.get("verdict_text", ""),
                            **{key: child.data.params.get(key, "") for key in varied}, "run_id": child.info.run_id})
     sign = -1.0 if higher_is_better else 1.0
     board.rows.sort(key=lambda row: (math.isnan(row[metric]), sign * _or(row[metric], 0.0)))

@@ -61,6 +61,24 @@ class RegularizerConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    enabled: bool = MISSING
+    monitor: str = MISSING
+    patience: int = MISSING
+    min_delta: float = MISSING
+    restore_best_weights: bool = MISSING
+
+
+@dataclass
+class ReduceLRConfig:
+    enabled: bool = MISSING
+    monitor: str = MISSING
+    factor: float = MISSING
+    patience: int = MISSING
+    min_lr: float = MISSING
+
+
+@dataclass
 class TrainerConfig:
     optimizer: str = MISSING
     learning_rate: float = MISSING
@@ -71,6 +89,8 @@ class TrainerConfig:
     epochs: int = MISSING
     validation_split: float = MISSING
     verbose: int = MISSING
+    early_stopping: EarlyStoppingConfig = MISSING
+    reduce_lr: ReduceLRConfig = MISSING
 
 
 @dataclass
@@ -133,6 +153,8 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 REGULARIZERS = ("none", "l1", "l2", "l1l2")
 REGULARIZED_WEIGHTS = ("kernel", "recurrent", "bias")
 DATA_SOURCES = ("auto", "remote", "local", "sample")
+# What early stopping and ReduceLROnPlateau may watch: validation metrics only, never the test split.
+MONITORS = ("val_loss", "val_accuracy", "val_mae")
 
 
 def compose(overrides: list[str] | tuple[str, ...] = (), config_name: str = "config") -> DictConfig:
@@ -256,6 +278,7 @@ def _check_ranges(cfg: DictConfig) -> None:
     _check_data(d, require)
     if m.implementation == "numpy":
         _check_numpy(cfg, require)
+    _check_validation(cfg, require)
 
 
 def _check_trainer(t: DictConfig, require: Any) -> None:
@@ -266,6 +289,12 @@ def _check_trainer(t: DictConfig, require: Any) -> None:
     require(0.0 <= t.validation_split < 1.0, "trainer.validation_split", t.validation_split, "must be in [0, 1)")
     require(t.clipnorm is None or t.clipnorm > 0, "trainer.clipnorm", t.clipnorm, "must be > 0 or null")
     require(t.clipvalue is None or t.clipvalue > 0, "trainer.clipvalue", t.clipvalue, "must be > 0 or null")
+    for key in ("early_stopping", "reduce_lr"):
+        c = t[key]
+        require(c.monitor in MONITORS, f"trainer.{key}.monitor", c.monitor, f"choose one of {', '.join(MONITORS)}")
+        require(c.patience >= 0, f"trainer.{key}.patience", c.patience, "must be >= 0")
+    require(0.0 < t.reduce_lr.factor < 1.0, "trainer.reduce_lr.factor", t.reduce_lr.factor, "must be in (0, 1)")
+    require(t.reduce_lr.min_lr >= 0, "trainer.reduce_lr.min_lr", t.reduce_lr.min_lr, "must be >= 0")
 
 
 def _check_data(d: DictConfig, require: Any) -> None:
@@ -276,6 +305,18 @@ def _check_data(d: DictConfig, require: Any) -> None:
         require(path.is_file(), "data.path", d.path, "no such file")
         require(path.stat().st_size > 0, "data.path", d.path, "the file is empty")
     DATASETS[d.name].check(d, require)
+
+
+def _check_validation(cfg: DictConfig, require: Any) -> None:
+    """Early stopping and ReduceLROnPlateau watch a validation split: refuse them without one."""
+    t = cfg.trainer
+    has_validation = t.validation_split > 0
+    for key in ("early_stopping", "reduce_lr"):
+        if t[key].enabled:
+            require(has_validation, f"trainer.{key}.enabled", True,
+                    "it watches a validation metric: set trainer.validation_split > 0")
+            require(cfg.model.implementation == "keras", f"trainer.{key}.enabled", True,
+                    "Keras callbacks: use model.implementation=keras")
 
 
 def _check_numpy(cfg: DictConfig, require: Any) -> None:

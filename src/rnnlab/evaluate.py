@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
+from sklearn.linear_model import Ridge  # noqa: E402
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score  # noqa: E402
 
 from rnnlab import cli, io, models, paths, significance, tracking  # noqa: E402
@@ -65,10 +66,10 @@ def score_binary(cfg: Any, model: Any, data: dict[str, Any], figures: Path) -> d
 def score_regression(cfg: Any, model: models.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
     """Series: errors in the series' own units (prices after inverting the scaler), beside persistence."""
     meta = data["meta"]
-    predicted = model.predict(data["x_test"])
-    if "scaler" in meta:
-        predicted = scaler_from_dict(meta["scaler"]).inverse_transform(predicted.reshape(-1, 1)).ravel()
     actual, previous = data["y_test_raw"], data["previous_test_raw"]
+    predicted = in_series_units(model.predict(data["x_test"]), meta, previous)
+    ridge = Ridge(alpha=1.0).fit(data["x_train"].reshape(len(data["x_train"]), -1), data["y_train"].ravel())
+    ridge_predicted = in_series_units(ridge.predict(data["x_test"].reshape(len(data["x_test"]), -1)), meta, previous)
     scores = {"model": regression_metrics(actual, predicted, previous),
               "baseline": {"name": "persistence (tomorrow equals today)",
                            **regression_metrics(actual, previous, previous)},
@@ -77,12 +78,37 @@ def score_regression(cfg: Any, model: models.Model, data: dict[str, Any], figure
               "paired": {"model": (predicted - actual) ** 2, "baseline": (previous - actual) ** 2,
                          "statistic": "rmse", "block_length": series_block_length(len(actual))}}
     scores["model"]["skill"] = 1.0 - scores["model"]["rmse"] / scores["baseline"]["rmse"]
+    # A second, linear baseline on the same windows: does the recurrent model beat a ridge regression?
+    ridge_scores = {"name": "ridge autoregression on the same windows",
+                    **regression_metrics(actual, ridge_predicted, previous)}
+    ridge_scores["model_vs_ridge"] = significance.paired_bootstrap(
+        (predicted - actual) ** 2, (ridge_predicted - actual) ** 2, seed=int(cfg.seed), statistic="rmse",
+        block_length=series_block_length(len(actual)))
+    scores["other_baselines"] = [ridge_scores]
+    if "test_range" in meta and meta.get("target") == "price" and meta["test_range"]["share_outside"] > 0:
+        r = meta["test_range"]
+        warning = (f"{r['share_outside']:.0%} of the test prices ({r['test_min']:.2f} to {r['test_max']:.2f}) lie "
+                   f"outside the training range ({r['train_min']:.2f} to {r['train_max']:.2f}) that the scaler was "
+                   "fit on: a model of scaled prices cannot reach them (try data.target=log_return)")
+        log.warning("%s: %s", cfg.experiment_name, warning)
+        scores["warnings"] = [warning]
     if "noise_floor_mse" in meta["provenance"]:
         scores["noise_floor_mse"] = meta["provenance"]["noise_floor_mse"]
     plot_series(cfg.experiment_name, data, predicted, figures / "predictions.png")
     io.write_json(figures / "predictions.json", {"actual": actual.tolist(), "model": predicted.tolist(),
                                                  "persistence": previous.tolist()})
     return scores
+
+
+def in_series_units(predicted: np.ndarray, meta: dict[str, Any], previous: np.ndarray) -> np.ndarray:
+    """Predictions in the series' own units: the scaler inverted, and for a log-return target,
+    the price rebuilt from the day before."""
+    predicted = np.asarray(predicted).reshape(-1)
+    if "scaler" in meta:
+        predicted = scaler_from_dict(meta["scaler"]).inverse_transform(predicted.reshape(-1, 1)).ravel()
+    if meta.get("target") == "log_return":
+        predicted = previous * np.exp(predicted)
+    return predicted
 
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray, previous: np.ndarray) -> dict[str, float]:
@@ -113,11 +139,61 @@ def score_text(cfg: Any, model: models.Model, data: dict[str, Any], figures: Pat
         bits.append(-np.log2(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0)))
         correct.append(p.argmax(axis=1) == y)
     bits, correct = np.concatenate(bits), np.concatenate(correct)
-    ngram = CharNGram(NGRAM_ORDER, vocab_size).fit(data["ids_train"])
-    ngram_bits = ngram.bits(data["ids_test"], first_target=window)
+    return text_scores(cfg, data, bits, correct, window,
+                       lambda contexts: model.predict(np.eye(vocab_size, dtype=np.float32)[contexts]), figures)
+
+
+def score_char_lm(cfg: Any, model: models.Model, data: dict[str, Any], figures: Path) -> dict[str, Any]:
+    """A character language model: bits per character on the same held-out targets as the
+    window models (the test text after its first `window` characters), each target read with
+    at least half a chunk of the test text before it."""
+    first_target = int(cfg.data.window)
+    bits, correct = chunked_bits(model, data["ids_test"], int(cfg.data.seq_len), first_target)
+    return text_scores(cfg, data, bits, correct, int(cfg.data.seq_len),
+                       lambda contexts: model.predict(contexts.astype(np.int32))[:, -1], figures)
+
+
+def chunked_bits(model: models.Model, ids: np.ndarray, seq_len: int, first_target: int) -> tuple[np.ndarray, np.ndarray]:
+    """-log2 P and right/wrong of every target ids[first_target:], in one batched call.
+
+    Chunks of seq_len ids start every seq_len // 2; the first chunk scores its targets from
+    first_target on, every later one only its second half, so each target is scored once,
+    with at least half a chunk of context (the last chunk ends at the end of the text).
+    """
+    n, half = len(ids), seq_len // 2
+    if n - 1 < seq_len:
+        starts = np.array([0])
+        seq_len = n - 1
+    else:
+        starts = np.unique(np.append(np.arange(0, n - 1 - seq_len + 1, half), n - 1 - seq_len))
+    chunks = ids[starts[:, None] + np.arange(seq_len)].astype(np.int32)
+    p = model.predict(chunks, batch_size=64)  # (chunks, seq_len, vocab)
+    # Position j of the chunk at s predicts target s + j + 1. A chunk scores the targets after
+    # the previous chunk's last one: at most half a chunk, so each has at least half before it.
+    targets = starts[:, None] + np.arange(seq_len) + 1
+    previous_end = np.append(first_target - 1, starts[:-1] + seq_len)
+    keep = targets > previous_end[:, None]
+    probabilities = p[keep]
+    y = ids[targets[keep]]
+    order = np.argsort(targets[keep], kind="stable")
+    chosen = probabilities[np.arange(len(y)), y]
+    bits = -np.log2(np.clip(chosen, 1e-12, 1.0))[order]
+    correct = (probabilities.argmax(axis=1) == y)[order]
+    return bits, correct
+
+
+def text_scores(cfg: Any, data: dict[str, Any], bits: np.ndarray, correct: np.ndarray, context: int,
+                next_probabilities: Any, figures: Path) -> dict[str, Any]:
+    """Scores of a character model beside the n-gram on the same targets, and generated samples."""
+    meta = data["meta"]
+    window = int(cfg.data.window)
     vocab = CharVocabulary.from_dict(meta["vocabulary"])
-    samples = generate_samples(model, vocab, data["ids_test"], window, int(cfg.seed))
-    io.write_json(figures / "samples.json", samples)
+    ngram = CharNGram(NGRAM_ORDER, vocab.size).fit(data["ids_train"])
+    ngram_bits = ngram.bits(data["ids_test"], first_target=window)
+    if len(ngram_bits) != len(bits):
+        raise AssertionError(f"the model scored {len(bits)} targets, the n-gram {len(ngram_bits)}")
+    io.write_json(figures / "samples.json", generate_samples(next_probabilities, vocab, data["ids_test"], context,
+                                                             int(cfg.seed)))
     return {"model": {"bits_per_char": float(bits.mean()), "next_char_accuracy": float(correct.mean())},
             "baseline": {"name": f"character {NGRAM_ORDER}-gram (Witten-Bell)",
                          "bits_per_char": float(ngram_bits.mean())},
@@ -125,30 +201,38 @@ def score_text(cfg: Any, model: models.Model, data: dict[str, Any], figures: Pat
             "paired": {"model": bits, "baseline": ngram_bits, "block_length": series_block_length(len(bits))}}
 
 
-def generate_samples(model: models.Model, vocab: Any, ids: np.ndarray, window: int, seed: int,
+TEMPERATURES = (0.0, 0.5, 1.0)
+
+
+def generate_samples(next_probabilities: Any, vocab: Any, ids: np.ndarray, context: int, seed: int,
                      length: int = 200, n_seeds: int = 2) -> list[dict[str, Any]]:
-    """Text continued from fixed seed windows of the test part: greedy (as the course) and sampled."""
+    """Text continued from fixed seed windows of the test part, greedy (as the course) and at
+    two temperatures: every seed and temperature in one batch, one model call per character.
+
+    next_probabilities(contexts) maps ids (batch, context) to the next character's
+    probabilities (batch, vocab).
+    """
     rng = np.random.default_rng(seed)
-    starts = np.linspace(0, len(ids) - window - 1, n_seeds).astype(int)
+    starts = np.linspace(0, len(ids) - context - 1, n_seeds).astype(int)
+    rows = [(s, t) for s in starts for t in TEMPERATURES]
+    contexts = np.stack([ids[s:s + context] for s, _ in rows]).astype(np.int64)
+    temperatures = np.array([t for _, t in rows])[:, None]
+    generated = np.empty((len(rows), length), dtype=np.int64)
+    for step in range(length):
+        p = np.asarray(next_probabilities(contexts[:, -context:]), dtype=np.float64)
+        logits = np.log(np.clip(p, 1e-12, 1.0)) / np.where(temperatures > 0, temperatures, 1.0)
+        q = np.exp(logits - logits.max(axis=1, keepdims=True))
+        q /= q.sum(axis=1, keepdims=True)
+        sampled = (q.cumsum(axis=1) < rng.random((len(rows), 1))).sum(axis=1).clip(max=p.shape[1] - 1)
+        nxt = np.where(temperatures[:, 0] > 0, sampled, p.argmax(axis=1))
+        generated[:, step] = nxt
+        contexts = np.concatenate([contexts[:, 1:], nxt[:, None]], axis=1)
     out = []
-    for start in starts:
-        seed_ids = [int(i) for i in ids[start:start + window]]
-        row = {"seed": vocab.decode(np.array(seed_ids))}
-        for temperature in (0.0, 0.5, 1.0):
-            context, generated = list(seed_ids), []
-            for _ in range(length):
-                x = np.zeros((1, window, vocab.size), dtype=np.float32)
-                x[0, np.arange(window), context[-window:]] = 1.0
-                p = model.predict_batch(x)[0].astype(np.float64)
-                if temperature == 0.0:
-                    nxt = int(p.argmax())
-                else:
-                    logits = np.log(np.clip(p, 1e-12, 1.0)) / temperature
-                    q = np.exp(logits - logits.max())
-                    nxt = int(rng.choice(len(q), p=q / q.sum()))
-                context.append(nxt)
-                generated.append(nxt)
-            row["greedy" if temperature == 0.0 else f"temperature {temperature}"] = vocab.decode(np.array(generated))
+    for i, start in enumerate(starts):
+        row = {"seed": vocab.decode(ids[start:start + context])}
+        for j, temperature in enumerate(TEMPERATURES):
+            key = "greedy" if temperature == 0.0 else f"temperature {temperature}"
+            row[key] = vocab.decode(generated[i * len(TEMPERATURES) + j])
         out.append(row)
     return out
 
@@ -194,7 +278,8 @@ def compare_with_baseline(primary: dict[str, Any], paired: dict[str, Any], seed:
                                          statistic=paired.get("statistic", "mean"))
 
 
-SCORERS = {"binary": score_binary, "regression": score_regression, "next_char": score_text, "letters": score_letters}
+SCORERS = {"binary": score_binary, "regression": score_regression, "next_char": score_text,
+           "char_lm": score_char_lm, "letters": score_letters}
 
 
 def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -226,6 +311,7 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
         "setup": setup(cfg),
         **scores,
         "primary": primary,
+        "training": run_info.get("training", {}),
         "run_id": run_info["run_id"],
     }
     io.write_json(outputs.metrics / "metrics.json", metrics)
@@ -235,6 +321,10 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
         flat.update({f"baseline_{k}": v for k, v in metrics["baseline"].items() if isinstance(v, float)})
         mlflow.log_metrics(flat)
         # What sweeps and leaderboards rank this run by (rnnlab.sweeps.primary_of).
+        for other in metrics.get("other_baselines", []):
+            mlflow.log_metrics({f"baseline_ridge_{k}": v for k, v in other.items() if isinstance(v, float)})
+        if metrics.get("warnings"):
+            mlflow.set_tag("warning", " | ".join(metrics["warnings"]))
         mlflow.log_metrics({"verdict_p_value": test["p_value"],
                             **({"verdict_interval_low": test["interval"][0], "verdict_interval_high": test["interval"][1]}
                                if "interval" in test else {})})
@@ -302,6 +392,8 @@ def plot_series(experiment: str, data: dict[str, Any], predicted: np.ndarray, ou
     """The test part: actual values, the model's predictions and persistence; the training tail for context."""
     fig, ax = plt.subplots(figsize=(10, 4))
     t_test = data["t_test"]
+    if "test_dates" in data["meta"]:
+        t_test = np.array(data["meta"]["test_dates"], dtype="datetime64[D]")
     if "series_raw" in data:
         ax.plot(np.arange(len(data["series_raw"])), data["series_raw"], color="0.75", lw=0.8, label="series")
         ax.axvline(t_test[0], color="red", lw=1, label="train/test boundary")

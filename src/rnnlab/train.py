@@ -21,13 +21,14 @@ from typing import Any
 import hydra
 import keras
 import mlflow
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import cli, io, models, paths, sweeps, tracking
 from rnnlab.config import load_resolved, validate
 from rnnlab.data.cache import ensure_prepared
 from rnnlab.data.datasets import select
-from rnnlab.data.prepare import OneHotWindows, load_prepared
+from rnnlab.data.prepare import OneHotWindows, SequenceChunks, load_prepared
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,15 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
         with io.atomic_dir(outputs.model) as tmp:
             model = models.build(cfg.model, cfg.regularizer, meta, batch_size=int(cfg.trainer.batch_size),
                                  seed=int(cfg.seed))
-            history = model.fit(cfg.trainer, fit_inputs(cfg, data), callbacks=[tracking.EpochLogger()])
+            history = model.fit(cfg.trainer, fit_inputs(cfg, data),
+                                callbacks=[tracking.EpochLogger(), *training_callbacks(cfg.trainer)])
             saved = model.save(tmp)
+            summary = training_summary(cfg.trainer, history)
+            # Prefixed: a bare val_loss would add a point to the per-epoch val_loss curve.
+            mlflow.log_metrics({f"kept_{k}" if k.startswith("val_") else k: v for k, v in summary.items()})
             io.write_json(tmp / "run.json", {"run_id": active.info.run_id,
                                              "experiment_id": active.info.experiment_id,
-                                             "tracking_uri": tracking.tracking_uri()})
+                                             "tracking_uri": tracking.tracking_uri(), "training": summary})
         write_history(history, outputs.metrics / "history.csv")
         mlflow.log_artifact(str(outputs.metrics / "history.csv"))
         mlflow.log_artifact(str(outputs.model / saved), "model")
@@ -59,19 +64,59 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
     return active.info.run_id
 
 
-def fit_inputs(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """What model.fit reads: arrays, or for a text, one-hot windows built batch by batch.
+def training_callbacks(trainer: Any) -> list[keras.callbacks.Callback]:
+    """Early stopping with the best weights restored, and ReduceLROnPlateau, where the trainer
+    config turns them on (both watch a validation metric, never the test split)."""
+    callbacks: list[keras.callbacks.Callback] = []
+    stop, reduce = trainer.early_stopping, trainer.reduce_lr
+    if stop.enabled:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=stop.monitor, patience=stop.patience,
+                                                       min_delta=stop.min_delta,
+                                                       restore_best_weights=stop.restore_best_weights))
+    if reduce.enabled:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=reduce.monitor, factor=reduce.factor,
+                                                           patience=reduce.patience, min_lr=reduce.min_lr))
+    return callbacks
 
-    A character model validates on the held-out end of the text, the metric the
-    course reports; every other model holds out `trainer.validation_split` of its
-    training data, so its test split stays unseen until evaluate.
+
+def training_summary(trainer: Any, history: dict[str, list[float]]) -> dict[str, Any]:
+    """How training went: epochs run, and the epoch whose weights were kept (the best by the
+    early-stopping monitor when it restores them, else the last)."""
+    epochs = len(next(iter(history.values()), []))
+    stop = trainer.early_stopping
+    best = epochs
+    if stop.enabled and stop.restore_best_weights and history.get(stop.monitor):
+        values = np.asarray(history[stop.monitor])
+        best = int((values.argmax() if "accuracy" in stop.monitor else values.argmin()) + 1)
+    kept = {key: float(values[best - 1]) for key, values in history.items() if key.startswith("val_") and values}
+    return {"epochs_trained": epochs, "best_epoch": best, **kept}
+
+
+def fit_inputs(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """What model.fit reads: arrays, or for a text, windows or chunks built batch by batch.
+
+    The course's window models validate on the held-out end of the text, the metric it
+    reports, unless early stopping or ReduceLROnPlateau watch the validation: then, as for
+    every other model, the last `trainer.validation_split` of the training data is held out,
+    so the test split stays unseen until evaluate.
     """
+    t = cfg.trainer
+    if data["meta"]["task"] == "char_lm":
+        ids, seq_len, batch = data["ids_train"], int(cfg.data.seq_len), int(t.batch_size)
+        cut = len(ids) - int(round(len(ids) * t.validation_split))
+        inputs = {"x": SequenceChunks(ids[:cut], seq_len, batch, shuffle=True, seed=int(cfg.seed))}
+        if t.validation_split > 0:
+            inputs["validation_data"] = SequenceChunks(ids[cut:], seq_len, batch)
+        return inputs
     if "ids_train" in data:
         spec = data["meta"]["input_spec"]
         window, vocab, batch = spec["length"], spec["features"], cfg.trainer.batch_size
-        return {"x": OneHotWindows(data["ids_train"], window, vocab, batch, step=cfg.data.step, shuffle=True,
+        ids = data["ids_train"]
+        watched = t.early_stopping.enabled or t.reduce_lr.enabled
+        cut = len(ids) - int(round(len(ids) * t.validation_split)) if watched else len(ids)
+        return {"x": OneHotWindows(ids[:cut], window, vocab, batch, step=cfg.data.step, shuffle=True,
                                    seed=int(cfg.seed)),
-                "validation_data": OneHotWindows(data["ids_test"], window, vocab, batch)}
+                "validation_data": OneHotWindows(ids[cut:] if watched else data["ids_test"], window, vocab, batch)}
     # A stateful model reads the sequence in order, its state carried from one batch to the next.
     return {"x": data["x_train"], "y": data["y_train"], "batch_size": cfg.trainer.batch_size,
             "validation_split": cfg.trainer.validation_split, "shuffle": not cfg.model.stateful}
@@ -121,13 +166,17 @@ def _run(raw_cfg: DictConfig) -> float:
     keras.backend.clear_session()  # joblib workers are reused between sweep jobs
     metrics = run_experiment(cfg, paths.Outputs.job(job_dir))
     print(json.dumps(metrics, sort_keys=True))
-    return primary_metric(metrics)
+    return sweep_objective(metrics)
 
 
-def primary_metric(metrics: dict[str, Any]) -> float:
-    """What sweeps optimise: the experiment's primary test metric (accuracy, RMSE or bits per
-    character; metrics["primary"] says which and whether higher is better)."""
-    return float(metrics["primary"]["model"])
+def sweep_objective(metrics: dict[str, Any]) -> float:
+    """What a sweeper (Optuna) optimises: the validation counterpart of the primary metric at
+    the kept epoch (val_accuracy for accuracy, else val_loss, lower is better like RMSE and bits
+    per character), so that tuning never looks at the test split. Without a validation split,
+    the primary test metric, which is then the only number there is."""
+    primary, training = metrics["primary"], metrics.get("training", {})
+    key = "val_accuracy" if primary["name"] == "accuracy" else "val_loss"
+    return float(training[key]) if key in training else float(primary["model"])
 
 
 def stage_train(resolved: Path) -> None:

@@ -326,6 +326,47 @@ class OneHotWindows(keras.utils.PyDataset):
             self._rng.shuffle(self.order)
 
 
+class SequenceChunks(keras.utils.PyDataset):
+    """Batches of consecutive chunks of ids and the same chunks one character on: the input and
+    targets of a character language model that predicts at every position (task char_lm).
+
+    Chunk k covers ids[o + k L : o + (k + 1) L] (L = seq_len) and its targets are the ids one
+    later. With shuffle=True the offset o is drawn anew in [0, L) at every epoch end and the
+    chunks are permuted, both by a Generator seeded with `seed`: each epoch sees other cuts
+    of the text, in another order. The number of chunks, (len(ids) - 1 - (L - 1)) // L, is the
+    same for every offset, so every epoch has the same number of batches.
+    """
+
+    def __init__(self, ids: np.ndarray, seq_len: int, batch_size: int = 64, shuffle: bool = False,
+                 seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ids = np.asarray(ids)
+        if self.ids.ndim != 1 or len(self.ids) < 2 * seq_len:
+            raise ValueError(f"a text of {len(self.ids)} characters holds no chunk of {seq_len} with its targets "
+                             f"at every offset; it needs at least {2 * seq_len}")
+        self.seq_len, self.batch_size, self.shuffle = seq_len, batch_size, shuffle
+        self.count = (len(self.ids) - seq_len) // seq_len
+        self._rng = np.random.default_rng(seed)
+        self.offset = 0
+        self.order = self._rng.permutation(self.count) if shuffle else np.arange(self.count)
+        self._span = np.arange(seq_len + 1)
+
+    def __len__(self) -> int:
+        return -(-self.count // self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        starts = self.offset + self.order[index * self.batch_size:(index + 1) * self.batch_size] * self.seq_len
+        chunks = self.ids[starts[:, None] + self._span].astype(np.int32)
+        return chunks[:, :-1], chunks[:, 1:]
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self.offset = int(self._rng.integers(self.seq_len))
+            self._rng.shuffle(self.order)
+
+
 def prepare(cfg: Any, raw_folder: Path | None = None, out: Path | None = None) -> Path:
     """Turn the fetched data of `cfg.data` into arrays, written atomically; returns the folder."""
     data = cfg.data

@@ -25,8 +25,9 @@ from rnnlab.errors import ConfigError
 
 CELLS = {"simplernn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 LOSSES = {"binary": "binary_crossentropy", "next_char": "sparse_categorical_crossentropy",
+          "char_lm": "sparse_categorical_crossentropy",
           "letters": "sparse_categorical_crossentropy", "regression": "mse"}
-METRICS = {"binary": ["accuracy"], "next_char": ["accuracy"], "letters": ["accuracy"], "regression": ["mae"]}
+METRICS = {"binary": ["accuracy"], "next_char": ["accuracy"], "char_lm": ["accuracy"], "letters": ["accuracy"], "regression": ["mae"]}
 
 
 def regularizer_kwargs(reg: Any) -> dict[str, keras.regularizers.Regularizer]:
@@ -76,7 +77,10 @@ def build_model(model: Any, reg: Any, input_spec: dict[str, Any], task: str, n_o
     "length": L, "features": F}. A stateful model needs `batch_size`: its state is kept per batch row.
     logits=True ends a classifier in n_outputs logits, without softmax (the gradient study).
     """
-    length = input_spec["length"]
+    # A language model reads any length (chunks in training, longer contexts when scoring) and
+    # answers at every position: every layer returns its sequence and the head applies to each step.
+    per_step = task == "char_lm"
+    length = None if per_step else input_spec["length"]
     fixed_batch = batch_size if model.stateful else None
     if input_spec["kind"] == "tokens":
         layers: list[keras.layers.Layer] = [
@@ -92,7 +96,7 @@ def build_model(model: Any, reg: Any, input_spec: dict[str, Any], task: str, n_o
             activation=model.activation,
             dropout=model.dropout,
             recurrent_dropout=model.recurrent_dropout,
-            return_sequences=i < model.layers - 1,
+            return_sequences=per_step or i < model.layers - 1,
             stateful=model.stateful,
             unroll=model.unroll,
             name=f"{model.cell}_{i + 1}",
@@ -110,7 +114,7 @@ def build_model(model: Any, reg: Any, input_spec: dict[str, Any], task: str, n_o
         layers.append(keras.layers.Dense(n_outputs, name="logits"))
     elif task == "binary":
         layers.append(keras.layers.Dense(1, activation="sigmoid", name="positive"))
-    elif task in ("next_char", "letters"):
+    elif task in ("next_char", "char_lm", "letters"):
         layers.append(keras.layers.Dense(n_outputs, activation="softmax", name="next"))
     else:
         layers.append(keras.layers.Dense(n_outputs, name="value"))

@@ -43,12 +43,17 @@ TRAILER = re.compile(r"\s*end of (the )?project gutenberg", re.IGNORECASE)
 LEADING_BLANK_LINES = re.compile(r"\A\s*\n")
 
 
+FRAMINGS = ("window", "sequence")
+
+
 @dataclass
 class Schema:
     """conf/data/gutenberg.yaml."""
 
     # Keys that only the prepare stage reads; every other key shapes what fetch writes.
     PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("window", "step", "test_fraction")
+    # Chosen per experiment from the one prepared text, so they are no part of its settings.
+    SELECT_KEYS: ClassVar[tuple[str, ...]] = ("framing", "seq_len")
 
     name: str = MISSING
     source: str = MISSING
@@ -66,6 +71,8 @@ class Schema:
     window: int = MISSING
     step: int = MISSING
     test_fraction: float = MISSING
+    framing: str = MISSING
+    seq_len: int = MISSING
 
 
 def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
@@ -83,6 +90,8 @@ def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
     require(d.window > 0, "data.window", d.window, "must be a positive integer")
     require(d.step > 0, "data.step", d.step, "must be a positive integer")
     require(0.0 < d.test_fraction < 1.0, "data.test_fraction", d.test_fraction, "must be in (0, 1)")
+    require(d.framing in FRAMINGS, "data.framing", d.framing, f"choose one of {', '.join(FRAMINGS)}")
+    require(d.seq_len > 1, "data.seq_len", d.seq_len, "must be at least 2 characters")
 
 
 def fetch_to(folder: Path, data: Any, seed: int) -> dict[str, Any]:
@@ -217,3 +226,15 @@ def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, Any], dict[str, A
              "n_outputs": vocab.size, "vocabulary": vocab.to_dict(), "n_train": n_train, "n_test": n_test,
              "characters": {"train": len(ids_train), "test": len(ids_test)}}
     return arrays, extra
+
+
+def select(data_cfg: Any, prepared: dict[str, Any]) -> dict[str, Any]:
+    """The window framing reads the prepared windows as they are; the sequence framing reads
+    chunks of seq_len ids, every position a target (task char_lm)."""
+    if data_cfg.framing == "window":
+        return prepared
+    meta = prepared["meta"]
+    vocab_size = meta["input_spec"]["features"]
+    n_test = meta["characters"]["test"] - meta["input_spec"]["length"]  # the window models' targets
+    return {**prepared, "meta": {**meta, "task": "char_lm", "n_test": n_test,
+                                 "input_spec": {"kind": "tokens", "length": int(data_cfg.seq_len), "vocab": vocab_size}}}

@@ -42,6 +42,7 @@ OHLCV = ("Open", "High", "Low", "Close", "Volume")
 # yfinance's own list (PriceHistory.history's docstring); Yahoo rejects anything else.
 INTERVALS = ("1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h", "1d", "5d", "1wk", "1mo", "3mo")
 SCALERS = ("minmax", "standard")
+TARGETS = ("price", "log_return")
 SAMPLES = ("GOOG", "synthetic")
 # Yahoo symbols use letters, digits and . ^ = - (BRK-B, ^GSPC, EURUSD=X); nothing
 # else gets through, so a ticker can never smuggle a path or a URL into a request.
@@ -59,6 +60,8 @@ class Schema:
 
     # Keys that only the prepare stage reads; every other key shapes what fetch writes.
     PREPARE_KEYS: ClassVar[tuple[str, ...]] = ("window", "test_start", "sample_test_start", "scaler")
+    # Chosen per experiment from the one prepared dataset (both targets are prepared).
+    SELECT_KEYS: ClassVar[tuple[str, ...]] = ("target",)
 
     name: str = MISSING
     source: str = MISSING
@@ -75,6 +78,7 @@ class Schema:
     test_start: str = MISSING
     sample_test_start: str = MISSING
     scaler: str = MISSING
+    target: str = MISSING
 
 
 def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
@@ -95,6 +99,7 @@ def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
     require(d.sample in SAMPLES, "data.sample", d.sample, f"choose one of {', '.join(SAMPLES)}")
     require(d.window > 0, "data.window", d.window, "must be a positive integer")
     require(d.scaler in SCALERS, "data.scaler", d.scaler, f"choose one of {', '.join(SCALERS)}")
+    require(d.target in TARGETS, "data.target", d.target, f"choose one of {', '.join(TARGETS)}")
 
 
 def fetch_to(folder: Path, data: Any, seed: int) -> dict[str, Any]:
@@ -394,32 +399,63 @@ def _iso_date(value: Any) -> Optional[dt.date]:
 
 
 def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """A scaler fit on the training days, `window`-day windows, next-day target.
+    """Windows of `window` days and the next day as target, for both targets (`select` picks one):
 
-    The test days are those from test_start on (sample_test_start for the offline
-    sample); their first windows reach back into the last training days.
+    - price: prices scaled by a scaler fit on the training days (data.scaler);
+    - log_return: log returns standardised on the training days; the price is rebuilt from the
+      day before, so both are scored in price units.
+
+    The test days are those from test_start on (sample_test_start for the offline sample);
+    their first windows reach back into the last training days.
     """
     from rnnlab.data.prepare import fit_scaler, scaler_to_dict, sliding_windows, split_at_date, windows_from
 
     frame = raw["prices"]
     test_start = data.sample_test_start if raw["provenance"].get("sample") else data.test_start
     train_part, test_part = split_at_date(frame, test_start)
-    if len(test_part) == 0 or len(train_part) <= data.window:
+    if len(test_part) == 0 or len(train_part) <= data.window + 1:
         raise DataSourceError(
             f"prices from {frame.index[0].date()} to {frame.index[-1].date()}: splitting at {test_start} leaves "
             f"{len(train_part)} training and {len(test_part)} test days; the training part needs more than "
-            f"data.window={data.window} days and the test part at least one. Set data.test_start "
+            f"data.window + 1 = {data.window + 1} days and the test part at least one. Set data.test_start "
             "(or use a file that covers both parts).")
     values = frame[data.price_column].to_numpy(dtype=np.float64)
+    if np.any(values <= 0):
+        raise DataSourceError(f"column {data.price_column} holds prices <= 0; log returns need positive prices.")
     split = len(train_part)
+    arrays = {"y_test_raw": values[split:], "previous_test_raw": values[split - 1:-1],
+              "t_test": np.arange(split, len(values))}
+
     scaler = fit_scaler(values[:split].reshape(-1, 1), data.scaler)
     scaled = scaler.transform(values.reshape(-1, 1)).astype(np.float32)
     x_train, y_train = sliding_windows(scaled[:split], data.window)
     x_test, y_test = windows_from(scaled, split, data.window)
-    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
-              "y_test_raw": values[split:], "previous_test_raw": values[split - 1:-1],
-              "t_test": np.arange(split, len(values))}
+    arrays.update(x_train_price=x_train, y_train_price=y_train, x_test_price=x_test, y_test_price=y_test)
+
+    # returns[i] is the return into day i + 1; the return into the first test day is returns[split - 1].
+    returns = np.diff(np.log(values))
+    return_scaler = fit_scaler(returns[:split - 1].reshape(-1, 1), "standard")
+    scaled_returns = return_scaler.transform(returns.reshape(-1, 1)).astype(np.float32)
+    x_train, y_train = sliding_windows(scaled_returns[:split - 1], data.window)
+    x_test, y_test = windows_from(scaled_returns, split - 1, data.window)
+    arrays.update(x_train_log_return=x_train, y_train_log_return=y_train, x_test_log_return=x_test,
+                  y_test_log_return=y_test)
+
+    train_min, train_max = float(values[:split].min()), float(values[:split].max())
+    outside = (values[split:] < train_min) | (values[split:] > train_max)
     extra = {"task": "regression", "input_spec": {"kind": "series", "length": data.window, "features": 1},
-             "scaler": scaler_to_dict(scaler), "time_label": f"trading day (test from {test_part.index[0].date()})",
-             "test_dates": [str(d.date()) for d in test_part.index]}
+             "scalers": {"price": scaler_to_dict(scaler), "log_return": scaler_to_dict(return_scaler)},
+             "time_label": "date", "test_dates": [str(d.date()) for d in test_part.index],
+             "test_range": {"train_min": train_min, "train_max": train_max,
+                            "test_min": float(values[split:].min()), "test_max": float(values[split:].max()),
+                            "share_outside": float(outside.mean())}}
     return arrays, extra
+
+
+def select(data_cfg: Any, prepared: dict[str, Any]) -> dict[str, Any]:
+    """The windows and targets of data.target (price or log_return), with how to turn a
+    prediction back into a price."""
+    target = str(data_cfg.target)
+    chosen = {key: prepared[f"{key}_{target}"] for key in ("x_train", "y_train", "x_test", "y_test")}
+    meta = {**prepared["meta"], "target": target, "scaler": prepared["meta"]["scalers"][target]}
+    return {**{k: v for k, v in prepared.items() if not k.endswith(("_price", "_log_return"))}, **chosen, "meta": meta}
