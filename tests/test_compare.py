@@ -54,7 +54,7 @@ def test_the_leaderboard_sorts_by_test_accuracy_and_shows_what_differs(isolated_
         rows = list(csv.DictReader(fh))
     assert [row["rank"] for row in rows] == ["1", "2", "3", "4"] and rows[0]["test_accuracy"] == "0.9"
     markdown = files["md"].read_text()
-    assert "| 1 | imdb_lstm dropout=0.5 regularizer=none | FINISHED | 0.9000 | 0.5000 | +0.4000 | 0.5 | none |" in markdown
+    assert "| 1 | imdb_lstm dropout=0.5 regularizer=none | FINISHED | 0.9000 | 0.5000 | +0.4000 |  | 0.5 | none |" in markdown
     assert "baseline_accuracy 0.5000" in markdown and "SYNTHETIC SAMPLE" in markdown and "3 of 4 runs finished" in markdown
     assert files["png"].read_bytes().startswith(b"\x89PNG")
 
