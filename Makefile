@@ -36,10 +36,10 @@ sweep: $(STAMP)
 	$(BIN)/python -m rnnlab.train -m $(SWEEP); status=$$?; \
 		$(BIN)/python -m rnnlab.compare $(filter experiment=%,$(SWEEP)) && exit $$status
 
-# Serves the project's MLflow store (sqlite:///mlruns.db) on 127.0.0.1.
+# Serves the project's MLflow store (sqlite:///mlruns.db) on 127.0.0.1 and prints the link
+# to the latest experiment's runs (src/rnnlab/ui.py).
 mlflow-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db \
-		--default-artifact-root file://$(CURDIR)/mlartifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+	$(BIN)/python -m rnnlab.ui --port $(MLFLOW_PORT)
 
 # The venv is rebuilt when the lock or the project's metadata change.
 $(STAMP): requirements.lock pyproject.toml

@@ -95,6 +95,13 @@ def test_tiny_study_writes_metrics_norms_figures_and_runs(isolated_root: Path):
 
     assert set(metrics["variants"]) == set(cfg.variants)
     assert metrics["data"]["synthetic"] and metrics["data"]["length"] == 100
+    # DVC's metrics: numbers only, in the experiments' columns; every variant's numbers in details.json.
+    details = io.read_json(outputs.metrics / "details.json")
+    assert details["order"] == list(cfg.variants) and details["variants"].keys() == metrics["variants"].keys()
+    assert io.read_json(outputs.metrics / "metrics.json") == {
+        "accuracy": max(v["test_accuracy"] for v in metrics["variants"].values()),
+        "baseline": metrics["baseline"]["accuracy"],
+        "variants_learned": sum(v["test_accuracy"] >= 0.9 for v in metrics["variants"].values())}
     assert metrics["baseline"]["accuracy"] == 0.5  # balanced labels: the majority class is chance
     for name, v in metrics["variants"].items():
         assert 0.0 <= v["test_accuracy"] <= 1.0 and np.isfinite(v["log10_ratio_init"]), name
@@ -120,7 +127,7 @@ def test_tiny_study_writes_metrics_norms_figures_and_runs(isolated_root: Path):
     # The report's section: every variant in the config's order, and each remedy beside what it changes.
     from rnnlab.report import gradient_study_section
 
-    text = "\n".join(gradient_study_section(io.read_json(outputs.metrics / "metrics.json")))
+    text = "\n".join(gradient_study_section(io.read_json(outputs.metrics / "details.json")))
     rows = [line.split(" | ")[0].lstrip("| ") for line in text.splitlines() if line.startswith("| ")]
     assert rows[0] == "variant" and rows[1:1 + len(cfg.variants)] == list(cfg.variants)
     v = metrics["variants"]
@@ -128,7 +135,7 @@ def test_tiny_study_writes_metrics_norms_figures_and_runs(isolated_root: Path):
             f"{v['lstm']['log10_ratio_init']:.1f} → {v['lstm_forget_bias']['log10_ratio_init']:.1f} |") in text
     assert "SYNTHETIC SAMPLE" in text and "### The course's question" in text
     # A model certain of every answer sends back a gradient of exactly 0: its ratio is undefined.
-    saturated = io.read_json(outputs.metrics / "metrics.json")
+    saturated = io.read_json(outputs.metrics / "details.json")
     saturated["variants"]["irnn"]["log10_ratio_trained"] = None
     text = "\n".join(gradient_study_section(saturated))
     assert text.count("n/a (g_T = 0)") == 2  # its row, and its row in the remedies table

@@ -59,9 +59,14 @@ def test_dvc_repro_builds_everything_then_reruns_only_what_changed(project_copy:
                  "reports/gradient_study/gradient_norms.png"]:
         assert (project / path).is_file(), path
 
-    metrics = json.loads((project / "metrics/imdb_lstm/metrics.json").read_text())
-    assert metrics["data"] == {"dataset": "imdb", "source": "sample", "synthetic": True,
+    metrics = json.loads((project / "metrics/imdb_lstm/details.json").read_text())
+    assert metrics["data"] == {"dataset": "imdb", "source": "sample", "synthetic": True, "sample": True,
                                "label": "synthetic sample", "n_train": 3000, "n_test": 1000}
+    # DVC's metrics file: numbers only, the keys every experiment shares.
+    assert json.loads((project / "metrics/imdb_lstm/metrics.json").read_text()) == {
+        "accuracy": metrics["model"]["accuracy"], "baseline": metrics["baseline"]["accuracy"],
+        "p_value": metrics["primary"]["test"]["p_value"], "best_epoch": metrics["training"]["best_epoch"], "epochs": 3}
+    assert metrics["environment"] == {"keras_backend": "tensorflow", "device": "cpu", "profile": "quick"}
     for part in ("model", "baseline"):
         assert set(metrics[part]) >= {"accuracy", "loss", "roc_auc", "confusion_matrix"}
         assert sum(map(sum, metrics[part]["confusion_matrix"])) == 1000
@@ -83,12 +88,14 @@ def test_dvc_repro_builds_everything_then_reruns_only_what_changed(project_copy:
     client, runs = mlflow_runs(project)
     assert len(runs) == 1
     mlrun = runs[0]
-    assert mlrun.info.status == "FINISHED" and mlrun.info.run_id == metrics["run_id"]
+    assert mlrun.info.status == "FINISHED" and mlrun.info.run_id == metrics["run"]["run_id"]
     assert mlrun.info.run_name == "imdb_lstm (quick)"
     params = mlrun.data.params
     assert params["model.units"] == "64" and params["model.dropout"] == "0.2"
     assert params["regularizer.kind"] == "l1l2" and params["trainer.batch_size"] == "16"
-    assert params["data.source"] == "auto" and params["profile_name"] == "quick"
+    # The config asked for auto; the offline sample answered, and the params say what trained.
+    assert params["data.source"] == "sample" and params["data.requested_source"] == "auto"
+    assert params["profile_name"] == "quick"
     tags = mlrun.data.tags
     git_head = run(["git", "rev-parse", "HEAD"], project, env).stdout.strip()
     assert tags["git_commit"] == git_head and tags["git_dirty"] in ("true", "false")
@@ -102,7 +109,9 @@ def test_dvc_repro_builds_everything_then_reruns_only_what_changed(project_copy:
     assert mlrun.data.metrics["baseline_accuracy"] == pytest.approx(metrics["baseline"]["accuracy"])
     assert len(client.get_metric_history(mlrun.info.run_id, "val_accuracy")) == 3
     artifacts = {a.path for a in client.list_artifacts(mlrun.info.run_id)}
-    assert {"config.yaml", "history.csv", "metrics.json", "model", "figures"} <= artifacts
+    assert {"config.yaml", "history.csv", "metrics.json", "details.json", "figures"} <= artifacts
+    logged = client.search_logged_models([mlrun.info.experiment_id])  # the model, as an MLflow model
+    assert [m.source_run_id for m in logged] == [mlrun.info.run_id]
     assert str(project / "mlartifacts") in mlrun.info.artifact_uri
 
     second = run(["dvc", "repro"], project, env)
@@ -131,6 +140,7 @@ def test_a_bad_config_stops_dvc_repro_before_any_data_is_written(project_copy: P
     result = run(["dvc", "repro"], project, env)
     assert result.returncode != 0
     assert "model.dropout=1.5 is invalid: must be in [0, 1)" in result.stderr
+    # resolved/ is committed (as metrics/ is), and DVC removes a stage's outputs before it runs it.
     assert not (project / "data").exists() and not (project / "resolved").exists()
 
 
@@ -146,6 +156,7 @@ def test_hydra_run_trains_evaluates_and_prints_metrics_json(project_copy: Path):
     job_dirs = list((project / "outputs/runs").glob("*_imdb_lstm"))
     assert len(job_dirs) == 1
     assert (job_dirs[0] / "model/model.keras").is_file() and (job_dirs[0] / "metrics/metrics.json").is_file()
+    assert (job_dirs[0] / "metrics/details.json").is_file()
     assert not (project / "models").exists()  # the pipeline's outputs are DVC's alone
     _, runs = mlflow_runs(project)
     assert [r.data.params["model.units"] for r in runs] == ["16"]

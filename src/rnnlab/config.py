@@ -91,6 +91,7 @@ class TrainerConfig:
     verbose: int = MISSING
     early_stopping: EarlyStoppingConfig = MISSING
     reduce_lr: ReduceLRConfig = MISSING
+    resume: bool = MISSING
 
 
 @dataclass
@@ -187,6 +188,7 @@ def validate_study(cfg: DictConfig) -> DictConfig:
     merged = _merge_with_schema(OmegaConf.create(plain), StudyConfig)
 
     require = _require
+    _check_seed(merged.seed, require)
     require(merged.model.units > 0, "model.units", merged.model.units, "must be a positive integer")
     require(merged.n_measure > 0, "n_measure", merged.n_measure, "must be a positive integer")
     require(len(merged.variants) > 0, "variants", {}, "name at least one variant")
@@ -249,6 +251,7 @@ def _merge_with_schema(cfg: DictConfig, schema_class: type) -> DictConfig:
 
 def _check_ranges(cfg: DictConfig) -> None:
     require = _require
+    _check_seed(cfg.seed, require)
     m, r, t, d = cfg.model, cfg.regularizer, cfg.trainer, cfg.data
     require(m.implementation in IMPLEMENTATIONS, "model.implementation", m.implementation,
             f"choose one of {', '.join(IMPLEMENTATIONS)}")
@@ -279,6 +282,11 @@ def _check_ranges(cfg: DictConfig) -> None:
     if m.implementation == "numpy":
         _check_numpy(cfg, require)
     _check_validation(cfg, require)
+
+
+def _check_seed(seed: int, require: Any) -> None:
+    # NumPy's and TensorFlow's generators take 32-bit unsigned seeds: -1 or 2**32 would fail deep inside.
+    require(0 <= seed < 2**32, "seed", seed, "must be an integer in [0, 2**32)")
 
 
 def _check_trainer(t: DictConfig, require: Any) -> None:

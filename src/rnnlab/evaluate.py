@@ -2,12 +2,15 @@
 
     python -m rnnlab.evaluate --stage resolved/imdb_lstm.yaml     the DVC stage
 
-Writes metrics.json (DVC metrics), PNG figures and example predictions, and adds
+Writes metrics.json (DVC metrics: numbers only, see metrics_file), details.json (names, labels,
+matrices, the verdict, the run and the environment: what the report reads), PNG figures and
+example predictions, and adds
 the test metrics and figures to the training's MLflow run.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
+import keras  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
@@ -283,7 +287,8 @@ SCORERS = {"binary": score_binary, "regression": score_regression, "next_char": 
 
 
 def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Score the saved model and its baseline on the same test split; returns what metrics.json holds."""
+    """Score the saved model and its baseline on the same test split; returns every number and
+    name (metrics.json holds its numbers, details.json the rest)."""
     data = select(cfg, data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name)))
     run_info = io.read_json(outputs.model / "run.json")
     meta = data["meta"]
@@ -314,29 +319,70 @@ def evaluate(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = Non
         "training": run_info.get("training", {}),
         "run_id": run_info["run_id"],
     }
-    io.write_json(outputs.metrics / "metrics.json", metrics)
+    write_metrics(outputs.metrics, metrics, run_info, cfg, provenance)
 
-    with tracking.run(tracking.experiment_name(cfg), run_id=run_info["run_id"]):
+    with tracking.run(tracking.experiment_name(cfg), run_id=run_info["run_id"]) as active:
         flat = {f"test_{k}": v for k, v in metrics["model"].items() if isinstance(v, float)}
         flat.update({f"baseline_{k}": v for k, v in metrics["baseline"].items() if isinstance(v, float)})
-        mlflow.log_metrics(flat)
+        active.log_metrics(flat)
         # What sweeps and leaderboards rank this run by (rnnlab.sweeps.primary_of).
         for other in metrics.get("other_baselines", []):
-            mlflow.log_metrics({f"baseline_ridge_{k}": v for k, v in other.items() if isinstance(v, float)})
+            active.log_metrics({f"baseline_ridge_{k}": v for k, v in other.items() if isinstance(v, float)})
         if metrics.get("warnings"):
-            mlflow.set_tag("warning", " | ".join(metrics["warnings"]))
-        mlflow.log_metrics({"verdict_p_value": test["p_value"],
+            active.set_tags({"warning": " | ".join(metrics["warnings"])})
+        active.log_metrics({"verdict_p_value": test["p_value"],
                             **({"verdict_interval_low": test["interval"][0], "verdict_interval_high": test["interval"][1]}
                                if "interval" in test else {})})
-        mlflow.set_tags({"primary_metric": primary["name"],
+        active.set_tags({"primary_metric": primary["name"],
                          "primary_higher_is_better": str(primary["higher_is_better"]).lower(),
                          "baseline_name": metrics["baseline"]["name"],
                          "verdict": test["verdict"], "verdict_text": primary["verdict_text"]})
-        mlflow.log_artifact(str(outputs.metrics / "metrics.json"))
-        mlflow.log_artifacts(str(outputs.figures), "figures")
+        active.log_artifact(outputs.metrics / "metrics.json")
+        active.log_artifact(outputs.metrics / "details.json")
+        active.log_artifacts(outputs.figures, "figures")
     log.info("evaluated %s: %s %.4f (baseline %.4f): %s", cfg.experiment_name, primary["name"], model_value,
              baseline_value, primary["verdict_text"])
     return metrics
+
+
+def metrics_file(metrics: dict[str, Any]) -> dict[str, float | int]:
+    """What metrics.json (DVC's metrics) holds: numbers only, under the same few keys for every
+    experiment, so that `dvc metrics show` and `dvc exp show` share their columns: the primary
+    metric under its own name (accuracy, rmse or bits_per_char), `baseline` (the baseline's value
+    of it), `p_value` of the paired test, `best_epoch` (the kept one) and `epochs` (trained)."""
+    primary, training = metrics["primary"], metrics.get("training", {})
+    out: dict[str, float | int] = {primary["name"]: primary["model"], "baseline": primary["baseline"],
+                                   "p_value": primary["test"]["p_value"]}
+    if "best_epoch" in training:
+        out["best_epoch"] = int(training["best_epoch"])
+    if "epochs_trained" in training:
+        out["epochs"] = int(training["epochs_trained"])
+    return out
+
+
+def details_file(metrics: dict[str, Any], run_info: dict[str, Any], cfg: Any,
+                 provenance: dict[str, Any]) -> dict[str, Any]:
+    """What details.json (beside metrics.json, read by the report) holds: everything else that
+    evaluate returns, names, labels, matrices, setup, the verdict and its test; where the data
+    came from; the MLflow run (id, experiment, tracking URI, and its page in the MLflow UI when
+    that is an HTTP(S) server); the profile, Keras backend and device."""
+    details = copy.deepcopy(metrics)
+    details.pop("run_id", None)
+    details["primary"].pop("beats_baseline", None)  # the verdict says it: better, tie or worse
+    details["data"]["sample"] = bool(provenance.get("sample", provenance.get("source") == "sample"))
+    details["run"] = {k: run_info.get(k) for k in ("run_id", "experiment_id", "tracking_uri")}
+    # The run's page in the MLflow UI when it was tracked on an HTTP(S) server, else None.
+    details["run"]["link"] = tracking.run_link(str(run_info.get("tracking_uri") or ""),
+                                               str(run_info.get("experiment_id") or ""), run_info["run_id"])
+    details["environment"] = {"keras_backend": keras.backend.backend(), "device": tracking.device(),
+                              "profile": str(cfg.profile_name)}
+    return details
+
+
+def write_metrics(folder: Path, metrics: dict[str, Any], run_info: dict[str, Any], cfg: Any,
+                  provenance: dict[str, Any]) -> None:
+    io.write_json(folder / "metrics.json", metrics_file(metrics))
+    io.write_json(folder / "details.json", details_file(metrics, run_info, cfg, provenance))
 
 
 def setup(cfg: Any) -> dict[str, Any]:

@@ -48,6 +48,11 @@ def cache_dir(dataset: str, digest: str) -> Path:
     return ROOT / "data" / "cache" / f"{dataset}-{digest[:12]}"
 
 
+def offline_dir() -> Path:
+    """Runs that a tracking server stopped taking, kept to be replayed (rnnlab.tracking.replay)."""
+    return ROOT / "outputs" / "offline"
+
+
 def metrics_dir() -> Path:
     return ROOT / "metrics"
 
@@ -76,7 +81,7 @@ class Outputs:
     """
 
     model: Path    # model.keras, run.json (the MLflow run id)
-    metrics: Path  # metrics.json, history.csv
+    metrics: Path  # metrics.json, details.json, history.csv
     figures: Path  # PNG plots and example predictions
 
     @classmethod

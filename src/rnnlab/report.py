@@ -1,5 +1,10 @@
 """DVC stage `report`: reports/index.md and reports/index.html from every experiment's
-metrics, figures and data provenance.
+details.json (beside its metrics.json), figures and data provenance.
+
+At the top: when and from which commit it was built, the profile(s), the Keras backend and
+device, and a table of contents. Each experiment's data is labelled where its numbers appear:
+a synthetic sample as not real data, a real sample (the prices' GOOG sample) as real data that
+is not what was configured; real data carries no banner.
 
     python -m rnnlab.report
 """
@@ -7,8 +12,10 @@ metrics, figures and data provenance.
 from __future__ import annotations
 
 import csv
+import datetime
 import html
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +37,8 @@ body {{ font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; 
 table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border: 1px solid #ccc; padding: 4px 10px; }}
 th {{ background: #f3f3f3; }} img {{ max-width: 100%; }} code {{ background: #f5f5f5; padding: 1px 4px; }}
 .synthetic {{ background: #fff3cd; border: 1px solid #e0c36a; padding: 0.6em 1em; }}
+.sample {{ background: #e7f1fb; border: 1px solid #8db4d9; padding: 0.6em 1em; }}
+.built {{ color: #444; }}
 </style></head><body>
 {body}
 </body></html>
@@ -45,7 +54,7 @@ def leaderboard(rows: list[dict[str, Any]]) -> list[str]:
     for m in rows:
         p = m["primary"]
         better = "higher" if p["higher_is_better"] else "lower"
-        data = m["data"]["label"] if m["data"]["synthetic"] or m["data"]["source"] == "sample" else "real"
+        data = m["data"]["label"] if m["data"]["synthetic"] or is_sample(m["data"]) else "real"
         lines.append(f"| [{m['experiment']}](#{m['experiment']}) | {m['data']['dataset']}: {data} | "
                      f"{p['name']} ({better} is better) | {p['model']:.4f} | {p['baseline']:.4f} "
                      f"({m['baseline']['name']}) | {_verdict(p)} |")
@@ -55,6 +64,9 @@ def leaderboard(rows: list[dict[str, Any]]) -> list[str]:
 def _verdict(primary: dict[str, Any]) -> str:
     """better / tie / worse, from the paired significance test (rnnlab.significance)."""
     text = primary.get("verdict_text", primary.get("verdict", "n/a"))
+    p_value = primary.get("test", {}).get("p_value")
+    if p_value is not None and "p <" not in text and "p =" not in text:
+        text += f", p {'< 0.001' if p_value < 0.001 else f'= {p_value:.3f}'}"
     return f"**{text}**" if primary.get("verdict") == "worse" else text
 
 
@@ -64,10 +76,9 @@ def section(experiment: str, metrics: dict[str, Any]) -> str:
     data, model, baseline = metrics["data"], metrics["model"], metrics["baseline"]
     provenance = data_info["provenance"]
     lines = [f"## {experiment}", ""]
-    if data["synthetic"] or data["source"] == "sample":
-        lines += [f'<p class="synthetic"><b>{data["label"].upper()}</b>: these numbers come from the '
-                  "project's offline sample, not from the real dataset. They show the pipeline works; "
-                  "they say nothing about real data.</p>", ""]
+    banner = data_banner(data, provenance)
+    if banner:
+        lines += [banner, ""]
     lines += [f"Data: **{data['dataset']}** from source **{data['source']}** ({data['label']}); "
               f"{data['n_train']} training and {data['n_test']} test examples.", ""]
     keys = [k for k, v in model.items() if isinstance(v, float) and isinstance(baseline.get(k), float)]
@@ -81,7 +92,7 @@ def section(experiment: str, metrics: dict[str, Any]) -> str:
         extras["noise floor (mse)"] = metrics["noise_floor_mse"]
     if extras:
         lines += ["Also: " + ", ".join(f"{k} {v:.4f}" for k, v in extras.items()) + ".", ""]
-    lines += [f"MLflow run: `{metrics['run_id']}`", ""]
+    lines += [f"MLflow run: {run_reference(metrics.get('run', {}))}", ""]
     for png in sorted(figures_dir.glob("*.png")):
         lines += [f"![{FIGURE_TITLES.get(png.name, png.stem)}](experiments/{experiment}/{png.name})", ""]
     if (figures_dir / "examples.json").is_file():
@@ -118,6 +129,47 @@ def section(experiment: str, metrics: dict[str, Any]) -> str:
     if counts:
         lines.append("| counts | " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " |")
     return "\n".join(lines) + "\n"
+
+
+def is_sample(data: dict[str, Any]) -> bool:
+    """Real data from a sample the project ships or a package ships (not what was configured)."""
+    return bool(data.get("sample", data["source"] == "sample"))
+
+
+def data_banner(data: dict[str, Any], provenance: dict[str, Any]) -> str | None:
+    """The warning over an experiment's numbers: a synthetic sample is not real data; a real
+    sample (the backtesting package's GOOG prices) is real data, but not the configured ticker
+    or dataset; real data gets none."""
+    label = html.escape(data["label"])
+    if data["synthetic"]:
+        return (f'<p class="synthetic"><b>{synthetic_heading(data["label"])}</b>: not real data. These numbers '
+                "come from the project's generated offline sample: they show the pipeline works and say "
+                "nothing about real data.</p>")
+    if is_sample(data):
+        requested = provenance.get("requested_ticker")
+        instead = (f"not the configured ticker {html.escape(str(requested))}" if requested
+                   and requested != provenance.get("ticker") else "not the configured dataset")
+        kind = "PRICES" if data["dataset"] == "prices" else "DATA"
+        return (f'<p class="sample"><b>REAL {kind} FROM A SHIPPED SAMPLE</b> ({label}): these are real '
+                f"{kind.lower()} from a sample shipped for offline use, {instead}. The numbers are real, for "
+                "this sample's series and dates.</p>")
+    return None
+
+
+def synthetic_heading(label: str) -> str:
+    """SYNTHETIC SAMPLE, and what the label says beyond that: SYNTHETIC SAMPLE (THE ALPHABET A-Z)."""
+    rest = label[len("synthetic sample"):].lstrip(" :") if label.lower().startswith("synthetic sample") else label
+    return "SYNTHETIC SAMPLE" + (f" ({html.escape(rest).upper()})" if rest else "")
+
+
+def run_reference(run: dict[str, Any]) -> str:
+    """The MLflow run: a link to its page in the MLflow UI when it was tracked on an HTTP(S)
+    server, else its id (open it with `make mlflow-ui`)."""
+    run_id = run.get("run_id")
+    if not run_id:
+        return "n/a"
+    link = run.get("link")  # evaluate's rnnlab.tracking.run_link: None for a database or file store
+    return f"[`{run_id}`]({link})" if link else f"`{run_id}` (local store `{run.get('tracking_uri', '')}`)"
 
 
 def read_history(experiment: str) -> dict[str, list[float]]:
@@ -198,8 +250,9 @@ def gradient_study_section(metrics: dict[str, Any]) -> list[str]:
     variants = {name: metrics["variants"][name] for name in metrics.get("order", metrics["variants"])}
     trainer = metrics["trainer"]
     lines = ["## gradient_study", "",
-             f'<p class="synthetic"><b>{data["label"].upper()}</b>: a generated task, built to need a '
-             "long memory; the numbers compare cells, they say nothing about real data.</p>", "",
+             f'<p class="synthetic"><b>{synthetic_heading(data["label"])}</b>: not real data. A '
+             "generated task, built to need a long memory; the numbers compare cells, they say nothing "
+             "about real data.</p>", "",
              "How far back can each cell carry a gradient? Each variant learns sequences of "
              f"{data['length']} symbols whose first symbol is the label ({data['n_train']} training, "
              f"{data['n_test']} test sequences), {metrics['units']} units, Adam lr {trainer['learning_rate']:g}, "
@@ -252,17 +305,59 @@ def _ratio(value: float | None) -> str:
     return "n/a (g_T = 0)" if value is None else f"{value:.1f}"
 
 
+def git_state() -> tuple[str, str]:
+    """The short commit the report is built from, and whether tracked files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=paths.ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown", ""
+    return commit, " (with uncommitted changes)" if changed else " (clean)"
+
+
+def build_header(all_details: list[dict[str, Any]]) -> list[str]:
+    """When and from what the report was built: date, commit, profile(s), Keras backend and device."""
+    commit, dirty = git_state()
+    environments = [d.get("environment", {}) for d in all_details]
+
+    def distinct(key: str) -> str:
+        values = sorted({str(e[key]) for e in environments if e.get(key) is not None})
+        return ", ".join(f"`{v}`" for v in values) or "unknown"
+
+    built = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return [f'<p class="built">Built {built} from commit <code>{commit}</code>{dirty}.</p>', "",
+            f"Profile: {distinct('profile')}; Keras backend: {distinct('keras_backend')}; "
+            f"device: {distinct('device')}.", ""]
+
+
+def table_of_contents(experiments: list[str], compared: list[str], study: bool) -> list[str]:
+    """Links to every section; the ids are those the Markdown toc extension gives the headings
+    (and that GitHub gives them too: lower case, spaces as hyphens)."""
+    lines = ["**Contents**", "", "- [Results](#results)"]
+    lines += [f"- [Compared on {d}](#compared-on-{d})" for d in compared]
+    lines += ["- Experiments: " + ", ".join(f"[{name}](#{name})" for name in experiments)]
+    if study:
+        lines.append("- [Gradient study](#gradient_study)")
+    return lines + [""]
+
+
 def build_report(experiments: list[str]) -> dict[str, Any]:
-    all_metrics = [io.read_json(paths.Outputs.pipeline(name).metrics / "metrics.json") for name in experiments]
-    study = paths.Outputs.gradient_study().metrics / "metrics.json"
-    body = ["# rnnlab report", "",
-            "Each experiment beside a simple baseline on the same test split. Rebuilt by `dvc repro`; "
-            "compare runs in the MLflow UI (`make mlflow-ui`)."
-            + (" The [gradient study](#gradient_study) closes the report." if study.is_file() else ""),
-            "", *leaderboard(all_metrics), ""]
+    all_metrics = [io.read_json(paths.Outputs.pipeline(name).metrics / "details.json") for name in experiments]
+    study = paths.Outputs.gradient_study().metrics / "details.json"
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for metrics in all_metrics:
         by_dataset.setdefault(metrics["data"]["dataset"], []).append(metrics)
+    compared = [dataset for dataset, rows in by_dataset.items() if len(rows) > 1]
+    body = ["# rnnlab report", "", *build_header(all_metrics), *table_of_contents(experiments, compared, study.is_file()),
+            "## Results", "",
+            "Each experiment beside a simple baseline on the same test split; the verdict is a paired "
+            "test's (better, tie or worse, with its p-value or interval). Rebuilt by `dvc repro`; "
+            "compare runs in the MLflow UI (`make mlflow-ui`)."
+            + (" The [gradient study](#gradient_study) closes the report." if study.is_file() else ""),
+            "", *leaderboard(all_metrics), ""]
     # Rebuilt whole, so a dataset that no longer has two experiments leaves no old figure behind.
     with io.atomic_dir(paths.compared_dir()) as figures:
         for dataset, rows in by_dataset.items():

@@ -91,15 +91,15 @@ class SweepTracking(Callback):
         try:
             self.parent_run_id = _create_parent(config, experiment, overrides, self.swept_keys, jobs)
         except Exception as exc:  # noqa: BLE001 - whatever MLflow raises, the message says it
-            cli.fail(f"cannot create the sweep's parent run in {tracking.tracking_uri()}: "
+            cli.fail(f"cannot create the sweep's parent run in {tracking.redact(tracking.tracking_uri())}: "
                      f"{type(exc).__name__}: {exc}", status=1)
         # Set here, before the launcher starts processes, so that every job inherits it.
         self._export()
         # A sweep stopped early (Ctrl-C, SIGTERM, a crashed sweeper) must not leave the parent RUNNING.
         atexit.register(self._end_if_open)
         signal.signal(signal.SIGTERM, tracking.raise_keyboard_interrupt)
-        log.info("sweep: MLflow parent run %s in experiment %s (%s)", self.parent_run_id, experiment,
-                 tracking.tracking_uri())
+        log.info("sweep: MLflow parent run in experiment %s: %s", experiment,
+                 tracking.where_to_see(experiment, tracking.set_experiment(experiment), self.parent_run_id))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Again in the job's own process: a reused joblib worker may hold an earlier sweep's values.
@@ -188,19 +188,22 @@ def _create_parent(config: DictConfig, experiment: str, overrides: list[str], ke
         "experiment": str(config.experiment_name),
         "profile": profile,
         "sweep.command": command_line(),
-        "sweep.overrides": " ".join(overrides),
+        "sweep.overrides": " ".join(map(tracking.masked_override, overrides)),
         "sweep.swept_keys": ",".join(keys),
         "sweep.sweeper": str(OmegaConf.select(config, "hydra.sweeper._target_")),
         "sweep.launcher": str(OmegaConf.select(config, "hydra.launcher._target_")),
         "sweep.dir": str(Path(str(config.hydra.sweep.dir)).resolve()),
         **tracking.git_tags(),
+        **tracking.process_tags(),
     }
     client = MlflowClient(tracking.tracking_uri())
+    tracking.end_orphaned_runs(client)
     parent = client.create_run(experiment_id, run_name=name, tags=tags)
     run_id = parent.info.run_id
     # The grid as params, one per overridden key: what the UI's compare view lines up.
     parsed = OverridesParser.create().parse_overrides(overrides)
-    params = {f"sweep.{o.key_or_group}": _split_override(o.input_line)[1][:6000] for o in parsed}
+    params = {f"sweep.{o.key_or_group}": str(tracking.masked(o.key_or_group, _split_override(o.input_line)[1]))[:6000]
+              for o in parsed}
     if jobs is not None:
         params["sweep.jobs"] = str(jobs)
     client.log_batch(run_id, params=[Param(key, value) for key, value in params.items()])
@@ -213,7 +216,7 @@ def command_line() -> str:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     program = ["python", "-m", spec.name] if spec is not None and spec.name else [sys.argv[0]]
-    return " ".join([*program, *map(shlex.quote, sys.argv[1:])])
+    return " ".join([*program, *(shlex.quote(tracking.masked_override(arg)) for arg in sys.argv[1:])])
 
 
 def primary_of(run: Any) -> tuple[str, bool]:
@@ -327,7 +330,8 @@ class SweepJob:
 
     def tags(self) -> dict[str, str]:
         return {"hydra.job.num": str(self.num), "hydra.job.id": self.job_id,
-                "hydra.job.overrides": " ".join(self.overrides), "hydra.job.dir": self.output_dir}
+                "hydra.job.overrides": " ".join(map(tracking.masked_override, self.overrides)),
+                "hydra.job.dir": self.output_dir}
 
 
 def current_job() -> SweepJob | None:

@@ -18,17 +18,22 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
+from rnnlab import cli
+
+if __name__ == "__main__":  # before Keras loads: a misspelt override stops in a second, not ten
+    cli.check_app_argv("config")
+
+import hydra  # noqa: E402
 import keras
-import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab import cli, io, models, paths, sweeps, tracking
+from rnnlab import checkpoints, cli, io, models, paths, sweeps, tracking
 from rnnlab.config import load_resolved, validate
 from rnnlab.data.cache import ensure_prepared
 from rnnlab.data.datasets import select
-from rnnlab.data.prepare import OneHotWindows, SequenceChunks, load_prepared
+from rnnlab.data.prepare import ArrayBatches, OneHotWindows, SequenceChunks, load_prepared, skip_epochs
+from rnnlab.models.progress import EpochProgress
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +46,69 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
     run_name = job.run_name(str(cfg.experiment_name)) if job else str(cfg.experiment_name) + _run_name_suffix(cfg)
     tags = {**tracking.run_tags(cfg, meta), "implementation": str(cfg.model.implementation),
             **(job.tags() if job else {})}
+    keep = cfg.trainer.resume and cfg.model.implementation == "keras"  # the NumPy models train in seconds
+    folder = checkpoints.folder_for(cfg)
+    resumed = checkpoints.latest(folder) if keep else None
+    if resumed is not None and not tracking.run_exists(resumed.run_id):
+        tags["resumed_from"] = resumed.run_id  # its store is elsewhere: a new run says where it comes from
     with tracking.run(tracking.experiment_name(cfg), run_name=run_name, tags=tags,
+                      run_id=resumed.run_id if resumed and "resumed_from" not in tags else None,
                       parent_run_id=job.parent_run_id if job else None) as active:
-        mlflow.log_params(tracking.flat_params(cfg))
-        mlflow.log_text(OmegaConf.to_yaml(cfg), "config.yaml")
+        if resumed is None or "resumed_from" in tags:
+            active.log_params(tracking.trained_params(cfg, meta["provenance"]))
+            active.log_text(OmegaConf.to_yaml(tracking.masked_config(cfg)), "config.yaml")
+            active.log_datasets(str(cfg.data.name), meta["provenance"], dataset_splits(data))
+        start = resumed.epoch if resumed else 0
+        if resumed is not None:
+            log.info("resuming %s after epoch %d of %d (%s)", cfg.experiment_name, start, cfg.trainer.epochs, folder)
+            active.set_tags({"resumed_after_epoch": start})
+            tracking.backfill_epochs(active, resumed.history)  # epochs a kill -9 kept from the store
         with io.atomic_dir(outputs.model) as tmp:
-            model = models.build(cfg.model, cfg.regularizer, meta, batch_size=int(cfg.trainer.batch_size),
-                                 seed=int(cfg.seed))
-            history = model.fit(cfg.trainer, fit_inputs(cfg, data),
-                                callbacks=[tracking.EpochLogger(), *training_callbacks(cfg.trainer)])
+            if resumed is not None:
+                model = models.load(resumed.model_file.parent, meta["task"])
+                checkpoints.restore(model.model, resumed)
+            else:
+                model = models.build(cfg.model, cfg.regularizer, meta, batch_size=int(cfg.trainer.batch_size),
+                                     seed=int(cfg.seed))
+            inputs = fit_inputs(cfg, data, skip=start)
+            watching = training_callbacks(cfg.trainer)
+            callbacks = [tracking.EpochLogger(active), EpochProgress(int(cfg.trainer.epochs)), *watching]
+            if keep:  # last: it puts back the state of those before it
+                callbacks.append(checkpoints.EpochCheckpoint(folder, active.info.run_id, watching, resumed))
+            history = model.fit(cfg.trainer, inputs, callbacks=callbacks, initial_epoch=start)
+            if resumed is not None:
+                history = {key: [*resumed.history.get(key, []), *values] for key, values in history.items()}
             saved = model.save(tmp)
             summary = training_summary(cfg.trainer, history)
             # Prefixed: a bare val_loss would add a point to the per-epoch val_loss curve.
-            mlflow.log_metrics({f"kept_{k}" if k.startswith("val_") else k: v for k, v in summary.items()})
+            active.log_metrics({f"kept_{k}" if k.startswith("val_") else k: v for k, v in summary.items()})
             io.write_json(tmp / "run.json", {"run_id": active.info.run_id,
                                              "experiment_id": active.info.experiment_id,
-                                             "tracking_uri": tracking.tracking_uri(), "training": summary})
+                                             "tracking_uri": tracking.redact(tracking.tracking_uri()), "training": summary})
         write_history(history, outputs.metrics / "history.csv")
-        mlflow.log_artifact(str(outputs.metrics / "history.csv"))
-        mlflow.log_artifact(str(outputs.model / saved), "model")
-    log.info("trained %s: run %s -> %s", cfg.experiment_name, active.info.run_id, outputs.model)
+        active.log_artifact(outputs.metrics / "history.csv")
+        active.log_model(outputs.model / saved, meta["task"], input_example(cfg, inputs))
+    checkpoints.remove(folder)  # the run is complete: nothing left to resume
+    log.info("trained %s -> %s: %s", cfg.experiment_name, outputs.model,
+             tracking.where_to_see(tracking.experiment_name(cfg), active.info.experiment_id, active.info.run_id))
     return active.info.run_id
+
+
+def dataset_splits(data: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """What trained and what tests it, as MLflow logs dataset inputs: (features, targets) per
+    context; a text's ids are both (the model reads windows of them)."""
+    if "x_train" in data:
+        return {"training": (data["x_train"], data["y_train"]), "test": (data["x_test"], data["y_test"])}
+    return {"training": (data["ids_train"], None), "test": (data["ids_test"], None)}
+
+
+def input_example(cfg: Any, inputs: dict[str, Any]) -> np.ndarray:
+    """A few rows of what the model reads, for the logged model's signature and example: a
+    stateful model's whole batch, since it only takes that many rows."""
+    rows = int(cfg.trainer.batch_size) if cfg.model.stateful else 2
+    x = inputs["x"]
+    first = x if isinstance(x, np.ndarray) else np.asarray(x[0][0])  # a PyDataset's first batch
+    return first[:rows]
 
 
 def training_callbacks(trainer: Any) -> list[keras.callbacks.Callback]:
@@ -92,34 +139,48 @@ def training_summary(trainer: Any, history: dict[str, list[float]]) -> dict[str,
     return {"epochs_trained": epochs, "best_epoch": best, **kept}
 
 
-def fit_inputs(cfg: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """What model.fit reads: arrays, or for a text, windows or chunks built batch by batch.
+def fit_inputs(cfg: Any, data: dict[str, Any], skip: int = 0) -> dict[str, Any]:
+    """What model.fit reads: batches built by a seeded order per epoch (ArrayBatches for arrays;
+    for a text, windows or chunks built batch by batch), brought forward `skip` epochs for a
+    resumed run; the NumPy models take the arrays themselves. fit's own shuffle is off: it
+    would reorder the batches with Python's global random state, outside the seed.
 
-    The course's window models validate on the held-out end of the text, the metric it
-    reports, unless early stopping or ReduceLROnPlateau watch the validation: then, as for
-    every other model, the last `trainer.validation_split` of the training data is held out,
-    so the test split stays unseen until evaluate.
+    The last `trainer.validation_split` of the training data is held out to validate, so the
+    test split stays unseen until evaluate. The course's window models validate on the
+    held-out end of the text, the metric it reports, unless early stopping or
+    ReduceLROnPlateau watch the validation.
     """
     t = cfg.trainer
+    batch, seed = int(t.batch_size), int(cfg.seed)
     if data["meta"]["task"] == "char_lm":
-        ids, seq_len, batch = data["ids_train"], int(cfg.data.seq_len), int(t.batch_size)
+        ids, seq_len = data["ids_train"], int(cfg.data.seq_len)
         cut = len(ids) - int(round(len(ids) * t.validation_split))
-        inputs = {"x": SequenceChunks(ids[:cut], seq_len, batch, shuffle=True, seed=int(cfg.seed))}
+        inputs = {"x": skip_epochs(SequenceChunks(ids[:cut], seq_len, batch, shuffle=True, seed=seed), skip),
+                  "shuffle": False}
         if t.validation_split > 0:
             inputs["validation_data"] = SequenceChunks(ids[cut:], seq_len, batch)
         return inputs
     if "ids_train" in data:
         spec = data["meta"]["input_spec"]
-        window, vocab, batch = spec["length"], spec["features"], cfg.trainer.batch_size
+        window, vocab = spec["length"], spec["features"]
         ids = data["ids_train"]
         watched = t.early_stopping.enabled or t.reduce_lr.enabled
         cut = len(ids) - int(round(len(ids) * t.validation_split)) if watched else len(ids)
-        return {"x": OneHotWindows(ids[:cut], window, vocab, batch, step=cfg.data.step, shuffle=True,
-                                   seed=int(cfg.seed)),
+        return {"x": skip_epochs(OneHotWindows(ids[:cut], window, vocab, batch, step=cfg.data.step, shuffle=True,
+                                               seed=seed), skip), "shuffle": False,
                 "validation_data": OneHotWindows(ids[cut:] if watched else data["ids_test"], window, vocab, batch)}
-    # A stateful model reads the sequence in order, its state carried from one batch to the next.
-    return {"x": data["x_train"], "y": data["y_train"], "batch_size": cfg.trainer.batch_size,
-            "validation_split": cfg.trainer.validation_split, "shuffle": not cfg.model.stateful}
+    if cfg.model.implementation == "numpy":
+        return {"x": data["x_train"], "y": data["y_train"]}
+    x, y = data["x_train"], data["y_train"]
+    if cfg.model.stateful:
+        # Read in order, its state carried from one batch to the next: every epoch is the same,
+        # and the arrays keep the fixed batch shape that a stateful layer needs.
+        return {"x": x, "y": y, "batch_size": batch, "validation_split": t.validation_split, "shuffle": False}
+    cut = len(x) - int(round(len(x) * t.validation_split))
+    inputs = {"x": skip_epochs(ArrayBatches(x[:cut], y[:cut], batch, seed=seed), skip), "shuffle": False}
+    if cut < len(x):
+        inputs["validation_data"] = ArrayBatches(x[cut:], y[cut:], batch, shuffle=False)
+    return inputs
 
 
 def write_history(history: dict[str, list[float]], path: Path) -> None:
@@ -142,6 +203,7 @@ def run_experiment(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
     """Prepare data if missing, train, evaluate: the whole experiment in one call."""
     from rnnlab.evaluate import evaluate
 
+    tracking.check_reachable()  # before preparing data, which can take minutes
     data = ensure_prepared(cfg)
     train(cfg, outputs, data)
     return evaluate(cfg, outputs, data)
@@ -154,8 +216,31 @@ def main(raw_cfg: DictConfig) -> float:
     if sweeps.current_job() is not None:
         # A failed job is recorded and the sweep goes on with the others (see rnnlab.sweeps).
         return sweeps.run_job(lambda: _run(raw_cfg), str(OmegaConf.select(raw_cfg, "experiment_name", default="job")))
-    with cli.user_errors_exit():
-        return _run(raw_cfg)
+    try:
+        with cli.user_errors_exit():
+            return _run(raw_cfg)
+    except SystemExit:
+        _remove_unused_job_dir()
+        raise
+
+
+def _remove_unused_job_dir() -> None:
+    """A rejected run leaves no job folder behind: remove it while it holds no file but what
+    Hydra wrote at the start (.hydra/ and the job's log)."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    if not job_dir.is_dir():
+        return
+    own_log, own_subdir = f"{hydra_cfg.job.name}.log", hydra_cfg.output_subdir
+    files = [p.relative_to(job_dir) for p in job_dir.rglob("*") if not p.is_dir()]
+    if all(str(f) == own_log or (own_subdir and f.parts[0] == own_subdir) for f in files):
+        shutil.rmtree(job_dir, ignore_errors=True)
 
 
 def _run(raw_cfg: DictConfig) -> float:

@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +39,7 @@ from rnnlab import cli
 from rnnlab.config import data_part, load_resolved
 from rnnlab.data.datasets import DATASETS
 from rnnlab.data.fetch import load_raw
+from rnnlab.errors import DataSourceError
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +273,29 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
-class OneHotWindows(keras.utils.PyDataset):
+class _OrderedBatches(keras.utils.PyDataset):
+    """Batches of `batch_size` items taken in `self.order`, which on_epoch_end permutes with
+    `self._rng` when `self.shuffle`: what ArrayBatches and OneHotWindows share."""
+
+    order: np.ndarray
+    batch_size: int
+    shuffle: bool
+    _rng: np.random.Generator
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+    def rows(self, index: int) -> np.ndarray:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        return self.order[index * self.batch_size:(index + 1) * self.batch_size]
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self._rng.shuffle(self.order)
+
+
+class OneHotWindows(_OrderedBatches):
     """Batches of one-hot character windows and the ids of the characters that follow.
 
     Window k starts at id s = k * step: x[k] is the one-hot form of ids[s : s + window]
@@ -309,21 +334,38 @@ class OneHotWindows(keras.utils.PyDataset):
         # Flat offset of each (sample, time) row of a batch: one np.put sets all its ones.
         self._row_offsets = np.arange(batch_size * window) * vocab_size
 
-    def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
-
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} of {len(self)}")
-        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = self.rows(index)
         windows = self.inputs[rows]
         x = np.zeros((*windows.shape, self.vocab_size), dtype=np.float32)
         np.put(x, self._row_offsets[:windows.size] + windows.ravel(), 1.0)
         return x, self.targets[rows].astype(np.int32)
 
-    def on_epoch_end(self) -> None:
-        if self.shuffle:
-            self._rng.shuffle(self.order)
+
+class ArrayBatches(_OrderedBatches):
+    """Batches of arrays (x, y), reshuffled at every epoch end by a numpy Generator seeded with
+    `seed`: the order of epoch k depends on the seed and k alone, so a run resumed at epoch k
+    (rnnlab.checkpoints) sees the batches an uninterrupted run would (`skip_epochs`). Keras'
+    own shuffling of arrays draws from TensorFlow's global random state, which a restarted
+    process cannot bring back to where it was. shuffle=False keeps the order."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch_size, self.shuffle = x, y, int(batch_size), shuffle
+        self._rng = np.random.default_rng(seed)
+        self.order = self._rng.permutation(len(x)) if shuffle else np.arange(len(x))
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.rows(index)
+        return self.x[rows], self.y[rows]
+
+
+def skip_epochs(batches: Any, epochs: int) -> Any:
+    """Bring a PyDataset's shuffling to where it stands after `epochs` epochs (a resumed run)."""
+    for _ in range(epochs):
+        batches.on_epoch_end()
+    return batches
 
 
 class SequenceChunks(keras.utils.PyDataset):
@@ -398,15 +440,53 @@ def config_digest(cfg: Any) -> str:
     return hashlib.sha256(json.dumps(data_part(cfg), sort_keys=True).encode()).hexdigest()
 
 
+class PreparedDataError(DataSourceError):
+    """Prepared data that cannot be read or does not match the sha256 its meta.json records."""
+
+
 def load_prepared(folder: Path) -> dict[str, Any]:
+    """The arrays of a prepared folder, with its meta (and word index), verified first.
+
+    arrays.npz must have the sha256 that prepare recorded in meta.json (the hash of the file's
+    bytes); the bytes hashed are the bytes loaded. A mismatch or an unreadable file raises
+    PreparedDataError naming the folder and how to rebuild it, so that changed or damaged data
+    never trains or evaluates under the provenance of the data it replaced.
+    """
+    folder = Path(folder)
     if not (folder / "meta.json").is_file():
         raise FileNotFoundError(f"{folder} holds no prepared data; run `dvc repro prepare@{folder.name}` first.")
-    with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
-        arrays = dict(npz)
-    arrays["meta"] = io.read_json(folder / "meta.json")
-    if (folder / "word_index.json").is_file():
-        arrays["word_index"] = io.read_json(folder / "word_index.json")
+    fix = _rebuild_hint(folder)
+    try:
+        meta = io.read_json(folder / "meta.json")
+        expected = meta["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PreparedDataError(f"{folder}/meta.json cannot be read or records no sha256 "
+                                f"({type(exc).__name__}: {exc}). {fix}") from exc
+    try:
+        body = (folder / "arrays.npz").read_bytes()
+    except OSError as exc:
+        raise PreparedDataError(f"{folder}/arrays.npz cannot be read ({exc.strerror or exc}). {fix}") from exc
+    actual = hashlib.sha256(body).hexdigest()
+    if actual != expected:
+        raise PreparedDataError(f"{folder}/arrays.npz does not match its meta.json: sha256 {actual}, recorded "
+                                f"{expected}; the prepared data was changed or damaged after prepare wrote it. {fix}")
+    try:
+        with np.load(BytesIO(body), allow_pickle=False) as npz:
+            arrays = dict(npz)
+        if (folder / "word_index.json").is_file():
+            arrays["word_index"] = io.read_json(folder / "word_index.json")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise PreparedDataError(f"{folder}: cannot read the prepared data ({type(exc).__name__}: {exc}). "
+                                f"{fix}") from exc
+    arrays["meta"] = meta
     return arrays
+
+
+def _rebuild_hint(folder: Path) -> str:
+    """How to rebuild `folder`: the DVC stage for the pipeline's data/prepared/<dataset>."""
+    if folder.resolve() == paths.prepared_dir(folder.name).resolve():
+        return f"Rebuild it with `dvc repro prepare@{folder.name}` (or delete {folder} and run that)."
+    return f"Delete {folder} and run again to rebuild it."
 
 
 if __name__ == "__main__":

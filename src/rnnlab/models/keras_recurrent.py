@@ -173,14 +173,18 @@ class KerasModel:
                             batch_size=batch_size, logits=logits)
         return cls(built, meta["task"], logits)
 
-    def fit(self, trainer: Any, inputs: dict[str, Any], callbacks: list[Any]) -> dict[str, list[float]]:
+    def fit(self, trainer: Any, inputs: dict[str, Any], callbacks: list[Any],
+            initial_epoch: int = 0) -> dict[str, list[float]]:
         """Compile with the trainer's optimizer and fit on `inputs` (what model.fit reads:
-        x, y, batch_size, validation_split or validation_data, shuffle)."""
-        compile_model(self.model, trainer, self.task, self.logits)
+        x, y, batch_size, validation_split or validation_data, shuffle). From initial_epoch > 0
+        (a resumed checkpoint) the model keeps the optimizer state it was loaded with."""
+        if initial_epoch == 0 or self.model.optimizer is None:
+            compile_model(self.model, trainer, self.task, self.logits)
         callbacks = list(callbacks)
         if self.stateful:
             callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self.reset_states()))
-        return self.model.fit(**inputs, epochs=trainer.epochs, callbacks=callbacks, verbose=trainer.verbose).history
+        return self.model.fit(**inputs, epochs=trainer.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                              verbose=trainer.verbose).history
 
     @property
     def stateful(self) -> bool:

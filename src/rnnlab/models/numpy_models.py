@@ -89,7 +89,8 @@ class NumpyModel:
     def build(cls, model_cfg: Any, meta: dict[str, Any], seed: int) -> "NumpyModel":
         return cls(build(model_cfg, meta["input_spec"]["features"], seed), str(model_cfg.cell))
 
-    def fit(self, trainer: Any, inputs: dict[str, Any], callbacks: list[Any]) -> dict[str, list[float]]:
+    def fit(self, trainer: Any, inputs: dict[str, Any], callbacks: list[Any],
+            initial_epoch: int = 0) -> dict[str, list[float]]:
         """Fit on inputs["x"], inputs["y"]; each callback's on_epoch_end gets every epoch's
         logs, as Keras calls it, and on_train_end once at the end."""
         def on_epoch_end(epoch: int, logs: dict[str, float]) -> None:

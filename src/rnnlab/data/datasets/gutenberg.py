@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import logging
+import math
 import re
 import tempfile
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ END_MARKER = re.compile(r"^\*{3}\s*END OF\b.*$", re.IGNORECASE | re.MULTILINE)
 # that closes the book just before the end marker.
 TRAILER = re.compile(r"\s*end of (the )?project gutenberg", re.IGNORECASE)
 LEADING_BLANK_LINES = re.compile(r"\A\s*\n")
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 FRAMINGS = ("window", "sequence")
@@ -65,6 +67,7 @@ class Schema:
     timeout: float = MISSING
     max_bytes: int = MISSING
     retries: int = MISSING
+    sha256: Optional[str] = MISSING
     lowercase: bool = MISSING
     ascii_only: bool = MISSING
     sample_chars: int = MISSING
@@ -79,8 +82,14 @@ def check(d: Any, require: Callable[[bool, str, Any, str], None]) -> None:
     """Range checks beyond the schema's types; `require(ok, key, value, rule)` raises ConfigError."""
     require(d.book_id > 0, "data.book_id", d.book_id, "must be a positive Gutenberg ebook number")
     require("{id}" in d.url_template, "data.url_template", d.url_template, "must contain {id}, the book_id")
+    require(download.url_problem(d.url_template) is None, "data.url_template", d.url_template,
+            "must be an https:// URL (plain http:// only for a test server on 127.0.0.1 or localhost)")
     for template in d.fallback_templates:
         require("{id}" in template, "data.fallback_templates", template, "each must contain {id}, the book_id")
+        require(download.url_problem(template) is None, "data.fallback_templates", template,
+                "each must be an https:// URL (plain http:// only for a test server on 127.0.0.1 or localhost)")
+    require(d.sha256 is None or SHA256.fullmatch(str(d.sha256)) is not None, "data.sha256", d.sha256,
+            "must be 64 hexadecimal digits (the sha256 of the book's file as served or as data.path), or null")
     require(d.timeout > 0, "data.timeout", d.timeout, "must be > 0 seconds")
     require(d.max_bytes > 0, "data.max_bytes", d.max_bytes, "must be a positive number of bytes")
     require(d.retries >= 0, "data.retries", d.retries, "must be >= 0")
@@ -99,7 +108,7 @@ def fetch_to(folder: Path, data: Any, seed: int) -> dict[str, Any]:
     if data.source == "sample":
         text, provenance = from_sample(data, seed)
     elif data.source == "local":
-        text, provenance = from_file(Path(data.path), data.encoding)
+        text, provenance = from_file(Path(data.path), data.encoding, data.sha256)
     else:
         text, provenance = from_remote_or_sample(data, seed)
     text = clean(text, data.lowercase, data.ascii_only)
@@ -166,7 +175,8 @@ def from_remote_or_sample(data: Any, seed: int) -> tuple[str, dict[str, Any]]:
 def from_remote(data: Any, urls: list[str]) -> tuple[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp) / f"pg{data.book_id}.txt"
-        got = download.download(urls, dest, timeout=data.timeout, max_bytes=data.max_bytes, retries=data.retries)
+        got = download.download(urls, dest, timeout=data.timeout, max_bytes=data.max_bytes, retries=data.retries,
+                                sha256=data.sha256, text=True)
         raw = dest.read_bytes()
     text, markers = strip_gutenberg(decode(raw, data.encoding, got["url"]))
     return text, {"source": "remote", "url": got["url"], "book_id": data.book_id, "markers": markers,
@@ -174,18 +184,32 @@ def from_remote(data: Any, urls: list[str]) -> tuple[str, dict[str, Any]]:
                   "original_sha256": got["sha256"], "synthetic": False}
 
 
-def from_file(path: Path, encoding: Optional[str]) -> tuple[str, dict[str, Any]]:
-    raw = path.read_bytes()
+def from_file(path: Path, encoding: Optional[str], sha256: Optional[str] = None) -> tuple[str, dict[str, Any]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataSourceError(f"data.path={path}: cannot read it ({exc.strerror}). "
+                              "Give the path of a text file.") from exc
+    if not raw.strip():
+        raise DataSourceError(f"data.path={path}: the file is empty or only blank space. "
+                              "Give the path of a book's text file.")
+    digest = hashlib.sha256(raw).hexdigest()
+    if sha256 is not None and digest != sha256.lower():
+        raise DataSourceError(f"data.path={path}: sha256 {digest} differs from the expected data.sha256={sha256}; "
+                              "nothing was written. Check the file, or set data.sha256 to its sha256 (or null).")
+    if download.looks_like_html(raw[:512]):
+        raise DataSourceError(f"data.path={path} is an HTML page, not a book's text file (it starts "
+                              f"{raw[:40]!r}). Save the plain-text (.txt) version of the book.")
     text, markers = strip_gutenberg(decode(raw, encoding, f"data.path={path}"))
     return text, {"source": "local", "path": str(path.resolve()), "markers": markers,
                   "encoding": encoding or "utf-8", "original_bytes": len(raw),
-                  "original_sha256": hashlib.sha256(raw).hexdigest(), "synthetic": False}
+                  "original_sha256": digest, "synthetic": False}
 
 
 def from_sample(data: Any, seed: int) -> tuple[str, dict[str, Any]]:
     return samples.synthetic_text(data.sample_chars, seed), {
         "source": "sample", "synthetic": True, "label": samples.SYNTHETIC_LABEL, "markers": None,
-        "generator": "rnnlab.data.datasets.samples.synthetic_text", "seed": seed}
+        "generator": "rnnlab.data.samples.synthetic_text", "seed": seed}
 
 
 def decode(raw: bytes, encoding: Optional[str], origin: str) -> str:
@@ -197,6 +221,9 @@ def decode(raw: bytes, encoding: Optional[str], origin: str) -> str:
             f"{origin} is not valid {encoding or 'UTF-8'} text (byte {raw[exc.start]:#04x} at offset {exc.start}). "
             "Set data.encoding to the file's encoding, e.g. data.encoding=latin-1 or data.encoding=cp1252."
         ) from exc
+    if "\x00" in text:
+        raise DataSourceError(f"{origin} holds NUL bytes (first at offset {text.index(chr(0))}): a binary file, "
+                              "not a book's text. Give the path of a plain-text file.")
     return text.removeprefix("\ufeff")  # Gutenberg's UTF-8 files often begin with a byte-order mark
 
 
@@ -216,6 +243,8 @@ def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, Any], dict[str, A
     from rnnlab.data.prepare import CharVocabulary
 
     text = raw["text"]
+    origin = raw.get("provenance", {}).get("url") or raw.get("provenance", {}).get("path") or "the fetched text"
+    check_length(len(text), data, origin)
     split = int(round(len(text) * (1 - data.test_fraction)))
     vocab = CharVocabulary.from_text(text[:split])
     ids_train, ids_test = vocab.encode(text[:split]), vocab.encode(text[split:])
@@ -228,12 +257,32 @@ def prepare(raw: dict[str, Any], data: Any) -> tuple[dict[str, Any], dict[str, A
     return arrays, extra
 
 
+def check_length(characters: int, data: Any, origin: str) -> None:
+    """A text too short for one window of `data.window` characters and its target in both the
+    training part and the test part (the last test_fraction) stops here, before anything is written."""
+    split = int(round(characters * (1 - data.test_fraction)))
+    need = data.window + 1
+    if split < need or characters - split < need:
+        shortest = max(need, math.ceil(need / (1 - data.test_fraction)), math.ceil(need / data.test_fraction))
+        raise DataSourceError(
+            f"{origin}: a text of {characters} characters is too short: with data.window={data.window} and "
+            f"data.test_fraction={data.test_fraction} its training part ({split}) and test part "
+            f"({characters - split}) "
+            f"each need at least {need} characters (one window and the character after it); it needs about "
+            f"{shortest} characters. Use a longer text, or lower data.window.")
+
+
 def select(data_cfg: Any, prepared: dict[str, Any]) -> dict[str, Any]:
     """The window framing reads the prepared windows as they are; the sequence framing reads
     chunks of seq_len ids, every position a target (task char_lm)."""
     if data_cfg.framing == "window":
         return prepared
     meta = prepared["meta"]
+    seq_len = int(data_cfg.seq_len)
+    if meta["characters"]["train"] < 2 * seq_len:
+        raise DataSourceError(f"the training text has {meta['characters']['train']} characters; the sequence "
+                              f"framing needs at least 2 * data.seq_len = {2 * seq_len}. Lower data.seq_len, "
+                              "or use a longer text.")
     vocab_size = meta["input_spec"]["features"]
     n_test = meta["characters"]["test"] - meta["input_spec"]["length"]  # the window models' targets
     return {**prepared, "meta": {**meta, "task": "char_lm", "n_test": n_test,

@@ -158,7 +158,7 @@ def from_sample(data: Any, seed: int) -> EncodedReviews:
         test=encode(corpus.test_words, word_index, data.num_words), test_labels=corpus.test_labels,
         word_index=word_index,
         provenance={"source": "sample", "synthetic": True, "label": samples.SYNTHETIC_LABEL,
-                    "generator": "rnnlab.data.datasets.samples.synthetic_reviews", "seed": seed},
+                    "generator": "rnnlab.data.samples.synthetic_reviews", "seed": seed},
     )
 
 
