@@ -39,7 +39,9 @@ def test_runs_go_to_the_server_named_by_mlflow_tracking_uri(project_copy: Path, 
     assert mlrun.data.metrics["test_accuracy"] == pytest.approx(metrics["model"]["accuracy"])
     assert mlrun.data.tags["data.synthetic"] == "true"
     artifacts = {a.path for a in client.list_artifacts(mlrun.info.run_id)}
-    assert {"config.yaml", "metrics.json", "model", "figures"} <= artifacts
+    assert {"config.yaml", "metrics.json", "figures"} <= artifacts
+    # The model is on the server as a logged model of the run, and loads from it.
+    assert [m.source_run_id for m in client.search_logged_models([mlrun.info.experiment_id])] == [mlrun.info.run_id]
 
 
 def test_a_run_terminated_mid_training_ends_killed(project_copy: Path):

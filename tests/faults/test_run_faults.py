@@ -239,3 +239,30 @@ def test_a_killed_run_resumes_at_its_next_epoch_to_the_same_result(project_copy:
     assert read_history(tmp_path / "again") == read_history(tmp_path / "whole")
     assert resumed["model"] == expected["model"]
     assert not checkpoint.exists()
+
+
+def test_the_dvc_train_stage_resumes_too_and_keeps_checkpoints_out_of_its_outputs(project_copy: Path):
+    env = subprocess_env(project_copy)
+    prepared = subprocess.run(["dvc", "repro", "prepare@phrases"], cwd=project_copy, env=env, capture_output=True,
+                              text=True, timeout=600)
+    assert prepared.returncode == 0, prepared.stdout[-2000:] + prepared.stderr[-2000:]
+    client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlruns.db'}")
+    # The stage's own command (dvc.yaml), killed in the middle of the course's 200 epochs.
+    stage = subprocess.Popen([sys.executable, "-m", "rnnlab.train", "--stage", "resolved/phrase_sentiment.yaml"],
+                             cwd=project_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = wait_for_epochs(client, stage, epochs=10)
+    stage.send_signal(signal.SIGKILL)
+    stage.communicate(timeout=60)
+    checkpoint = next((project_copy / "outputs" / "checkpoints").glob("phrase_sentiment-*"))
+    done = json.loads((checkpoint / "latest.json").read_text())["epoch"]
+
+    result = subprocess.run(["dvc", "repro", "train@phrase_sentiment"], cwd=project_copy, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"resuming phrase_sentiment after epoch {done} of 200" in result.stdout + result.stderr
+    assert json.loads((project_copy / "models" / "phrase_sentiment" / "run.json").read_text())["run_id"] == run.info.run_id
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert len((project_copy / "metrics" / "phrase_sentiment" / "history.csv").read_text().splitlines()) == 201
+    assert not checkpoint.exists()
+    lock = (project_copy / "dvc.lock").read_text()
+    assert "outputs/checkpoints" not in lock and "outputs/checkpoints" not in (project_copy / "dvc.yaml").read_text()
