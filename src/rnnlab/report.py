@@ -164,7 +164,7 @@ def synthetic_heading(label: str) -> str:
 
 def run_reference(run: dict[str, Any]) -> str:
     """The MLflow run: a link to its page in the MLflow UI when it was tracked on an HTTP(S)
-    server, else its id (open it with `make mlflow-ui`)."""
+    server, else its id (open it with `rnnlab ui`)."""
     run_id = run.get("run_id")
     if not run_id:
         return "n/a"
@@ -306,13 +306,14 @@ def _ratio(value: float | None) -> str:
 
 
 def git_state() -> tuple[str, str]:
-    """The short commit the report is built from, and whether tracked files differ from it."""
+    """The short commit the report is built from, and whether its code or config differ from it
+    (the pipeline's outputs and dvc.lock, which `dvc repro` rewrites as it goes, do not count)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=paths.ROOT, capture_output=True, text=True, check=True).stdout.strip()
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", "src", "conf", "params.yaml", "dvc.yaml")
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown", ""
     return commit, " (with uncommitted changes)" if changed else " (clean)"
@@ -355,7 +356,7 @@ def build_report(experiments: list[str]) -> dict[str, Any]:
             "## Results", "",
             "Each experiment beside a simple baseline on the same test split; the verdict is a paired "
             "test's (better, tie or worse, with its p-value or interval). Rebuilt by `dvc repro`; "
-            "compare runs in the MLflow UI (`make mlflow-ui`)."
+            "compare runs in the MLflow UI (`rnnlab ui`)."
             + (" The [gradient study](#gradient_study) closes the report." if study.is_file() else ""),
             "", *leaderboard(all_metrics), ""]
     # Rebuilt whole, so a dataset that no longer has two experiments leaves no old figure behind.
