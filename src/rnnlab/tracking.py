@@ -561,7 +561,23 @@ def log_datasets(dataset: str, provenance: dict[str, Any], splits: dict[str, tup
             warnings.filterwarnings("ignore", message="The specified dataset source")
             logged = mlflow.data.from_numpy(features, targets=targets, source=source,
                                             name=f"{dataset} {context} ({label})")
-        mlflow.log_input(logged, context=context)
+        _log_input_once(logged, context)
+
+
+def _log_input_once(dataset: Any, context: str, attempts: int = 3) -> None:
+    """mlflow.log_input, again when a parallel job of the same sweep logged the same dataset at
+    the same moment: the store checks for it, then inserts it, and the slower of two jobs hits
+    the unique constraint (sqlite "UNIQUE constraint failed", PostgreSQL "duplicate key"). The
+    next attempt finds the dataset there and links it to this run."""
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except mlflow.exceptions.MlflowException as exc:
+            if attempt == attempts - 1 or not any(s in str(exc) for s in ("UNIQUE constraint", "duplicate key",
+                                                                          "IntegrityError")):
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def log_model(model_file: Path, task: str, example: np.ndarray) -> str:
