@@ -84,6 +84,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_answers(url: str, timeout: float = 120) -> bool:
+    """Whether an MLflow server at `url` answers /health within `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return True
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    return False
+
+
 @contextlib.contextmanager
 def running_mlflow_server(folder: Path) -> Iterator[str]:
     """A real `mlflow server` on a free 127.0.0.1 port, its store in `folder`; yields its URL."""
@@ -95,14 +107,7 @@ def running_mlflow_server(folder: Path) -> Iterator[str]:
          "--artifacts-destination", str(folder / "server-artifacts"), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, cwd=folder)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(1)
-    else:
+    if not server_answers(url):
         server.kill()
         pytest.fail("mlflow server did not start: " + (folder / "server.log").read_text()[-2000:])
     try:

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -17,7 +16,7 @@ import pytest
 import requests
 from omegaconf import OmegaConf
 
-from conftest import PROJECT, free_port, run, subprocess_env
+from conftest import PROJECT, free_port, run, server_answers, subprocess_env
 from rnnlab import models, paths, tracking
 from rnnlab.config import compose
 from rnnlab.data.cache import ensure_prepared
@@ -107,14 +106,7 @@ def test_rnnlab_ui_prints_a_link_that_shows_the_runs_without_a_click(trained: di
         experiment_id = mlflow.MlflowClient(trained["uri"]).get_run(trained["metrics"]["run_id"]).info.experiment_id
         link = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
         assert first == f"MLflow UI: {link}  (experiment phrase_sentiment)"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(1)
-        else:
+        if not server_answers(f"http://127.0.0.1:{port}"):
             pytest.fail("rnnlab ui's server did not start")
         # A fresh browser profile: the UI's GenAI / Model-training switch starts on GenAI there.
         result = run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

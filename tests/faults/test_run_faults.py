@@ -14,9 +14,8 @@ from pathlib import Path
 
 import mlflow
 import pytest
-import requests
 
-from conftest import PROJECT, free_port, running_mlflow_server, subprocess_env
+from conftest import PROJECT, free_port, running_mlflow_server, server_answers, subprocess_env
 from rnnlab import tracking
 
 # 300 short epochs (about 15 s on one core): long enough to be interrupted in the middle.
@@ -139,13 +138,8 @@ def start_server(folder: Path, port: int) -> subprocess.Popen:
          str(folder / "server-artifacts"), "--workers", "1"],
         stdout=open(folder / "server.log", "a"), stderr=subprocess.STDOUT, cwd=folder, start_new_session=True,
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
-                return server
-        except requests.ConnectionError:
-            time.sleep(0.5)
+    if server_answers(f"http://127.0.0.1:{port}"):
+        return server
     os.killpg(server.pid, signal.SIGKILL)
     pytest.fail("mlflow server did not start: " + (folder / "server.log").read_text()[-2000:])
 
