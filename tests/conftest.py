@@ -37,7 +37,9 @@ def isolated_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def subprocess_env(root: Path, **extra: str) -> dict[str, str]:
     """The environment a user's shell would have in `root`, with the venv first on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RNNLAB_", "DVC_ROOT", "PYTEST"))}
+    # KERAS_BACKEND too: a child chooses its backend from its config, as a user's command does.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "RNNLAB_", "DVC_ROOT", "PYTEST", "KERAS_BACKEND"))}
     env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(root / "src"),
                DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2", GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="t@t",
                GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="t@t")

@@ -161,13 +161,3 @@ def test_the_ratio_of_a_zero_gradient_is_undefined():
     assert gradient_study.log10_ratio(np.array([0.0, 0.5, 0.0])) is None
     assert gradient_study.log10_ratio(np.array([0.0, 1.0])) == pytest.approx(np.log10(np.finfo(np.float64).tiny))
     assert gradient_study.log10_ratio(np.array([1e-3, 1.0, 10.0])) == pytest.approx(-4.0)
-
-
-def test_another_keras_backend_stops_before_any_data_is_read(isolated_root: Path, monkeypatch: pytest.MonkeyPatch):
-    """Under JAX (the GPU machines' backend) the Keras variants cannot be measured: one message,
-    before anything is fetched or trained. Only the backend's name is changed, as JAX is not installed here."""
-    cfg = compose(TINY, config_name="gradient_study")
-    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    with pytest.raises(ConfigError, match="KERAS_BACKEND=jax.*KERAS_BACKEND=tensorflow"):
-        gradient_study.study(cfg, Outputs.job(isolated_root / "job"))
-    assert not (isolated_root / "data").exists() and not (isolated_root / "job").exists()

@@ -26,6 +26,11 @@ except ImportError:  # only the prices source needs it
 
 __version__ = "0.1.0"
 
+# JAX logs at INFO that it found no TPU (and no GPU) on every start: a line per command, and not news.
+import logging as _logging
+
+_logging.getLogger("jax._src.xla_bridge").setLevel(_logging.WARNING)
+
 
 # TensorFlow 2.21 writes some start-up lines (oneDNN, "All log messages before
 # absl::InitializeLog() ...") through absl's C++ logging, which TF_CPP_MIN_LOG_LEVEL does not

@@ -121,6 +121,29 @@ def check_app_argv(config_name: str, argv: list[str] | None = None) -> None:
         check_overrides(config_name, argv)
 
 
+def before_keras(config_name: str | None, argv: list[str] | None = None) -> None:
+    """What a command that trains or evaluates does before it imports Keras: `check_app_argv`
+    (for a module with a Hydra app, `config_name`), the whole config validated (a wrong value
+    stops in a second or two, not after Keras has loaded), and the Keras backend it chooses
+    (rnnlab.backends), which Keras reads once, when first imported. A sweep's first job stands
+    for all of them; each job is validated again when it runs."""
+    argv = sys.argv[1:] if argv is None else argv
+    if config_name is not None:
+        check_app_argv(config_name, argv)
+    from rnnlab import backends
+
+    with user_errors_exit():
+        found = backends.command_config(config_name, argv)
+        if found is None:
+            return
+        config, is_stage = found
+        if not is_stage:
+            from rnnlab import config as configs
+
+            config = (configs.validate_study if config_name == "gradient_study" else configs.validate)(config)
+        backends.select_for_config(config)
+
+
 def _app_config_name(app: Callable[..., Any]) -> str | None:
     """The config_name a @hydra.main function was decorated with (in its wrapper's closure)."""
     try:

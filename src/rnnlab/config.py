@@ -17,6 +17,7 @@ from hydra.errors import HydraException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rnnlab.backends import BACKENDS, PRECISIONS
 from rnnlab.data.datasets import DATASETS
 from rnnlab.errors import ConfigError
 from rnnlab.paths import CONF_DIR
@@ -92,6 +93,12 @@ class TrainerConfig:
     early_stopping: EarlyStoppingConfig = MISSING
     reduce_lr: ReduceLRConfig = MISSING
     resume: bool = MISSING
+    # auto | tensorflow | jax; auto | true | false; auto | N; float32 | mixed_bfloat16 | mixed_float16
+    # (rnnlab.backends). Any, not str: the YAML's true/false and N arrive as bool and int.
+    backend: str = "auto"
+    jit_compile: Any = "auto"
+    devices: Any = "auto"
+    precision: str = "float32"
 
 
 @dataclass
@@ -278,6 +285,9 @@ def _check_ranges(cfg: DictConfig) -> None:
     unknown = sorted(set(r.apply_to) - set(REGULARIZED_WEIGHTS))
     require(not unknown, "regularizer.apply_to", list(r.apply_to), f"entries must be among {', '.join(REGULARIZED_WEIGHTS)}")
     _check_trainer(t, require)
+    require(not (m.stateful and t.devices not in ("auto", 1)), "trainer.devices", t.devices,
+            "a stateful model keeps its state per row of one fixed batch, which cannot be split across devices: "
+            "set trainer.devices=1")
     _check_data(d, require)
     if m.implementation == "numpy":
         _check_numpy(cfg, require)
@@ -297,6 +307,11 @@ def _check_trainer(t: DictConfig, require: Any) -> None:
     require(0.0 <= t.validation_split < 1.0, "trainer.validation_split", t.validation_split, "must be in [0, 1)")
     require(t.clipnorm is None or t.clipnorm > 0, "trainer.clipnorm", t.clipnorm, "must be > 0 or null")
     require(t.clipvalue is None or t.clipvalue > 0, "trainer.clipvalue", t.clipvalue, "must be > 0 or null")
+    require(t.backend in ("auto", *BACKENDS), "trainer.backend", t.backend, f"choose auto, {', '.join(BACKENDS)}")
+    require(t.jit_compile in ("auto", True, False), "trainer.jit_compile", t.jit_compile, "choose auto, true or false")
+    require(t.devices == "auto" or (isinstance(t.devices, int) and not isinstance(t.devices, bool) and t.devices > 0),
+            "trainer.devices", t.devices, "choose auto or a positive number of devices")
+    require(t.precision in PRECISIONS, "trainer.precision", t.precision, f"choose one of {', '.join(PRECISIONS)}")
     for key in ("early_stopping", "reduce_lr"):
         c = t[key]
         require(c.monitor in MONITORS, f"trainer.{key}.monitor", c.monitor, f"choose one of {', '.join(MONITORS)}")

@@ -16,7 +16,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from rnnlab import cli
+
+if __name__ == "__main__":  # Keras loads on the backend the stage's config chooses, as training did
+    cli.before_keras(None)
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")  # files only, no display
 import keras  # noqa: E402

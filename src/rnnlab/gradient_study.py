@@ -32,8 +32,8 @@ from typing import Any
 
 from rnnlab import cli
 
-if __name__ == "__main__":  # before Keras loads: a misspelt override stops in a second, not ten
-    cli.check_app_argv("gradient_study")
+if __name__ == "__main__":  # before Keras loads: a misspelt override stops in a second, not ten,
+    cli.before_keras("gradient_study")  # and Keras loads on the backend the config chooses
 
 import hydra  # noqa: E402
 import keras  # noqa: E402
@@ -46,10 +46,9 @@ from mlflow.entities import Metric  # noqa: E402
 import numpy as np  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from rnnlab import cli, io, models, paths, tracking  # noqa: E402
+from rnnlab import backends, cli, io, models, paths, tracking  # noqa: E402
 from rnnlab.config import load_resolved, validate_study  # noqa: E402
 from rnnlab.data.cache import ensure_prepared  # noqa: E402
-from rnnlab.models.keras_recurrent import require_tensorflow  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,9 @@ def fit(model: models.Model, variant: Any, cfg: Any, x: np.ndarray, y: np.ndarra
     """Train with the study's trainer settings and the variant's clipping (of the global norm,
     in both implementations); returns per-epoch history."""
     trainer = OmegaConf.merge(cfg.trainer, {"clipnorm": variant.clipnorm})
-    return model.fit(trainer, {"x": x, "y": y, "batch_size": int(trainer.batch_size)}, callbacks=[epoch_logger])
+    jit = backends.jit_compile(cfg.trainer.jit_compile, keras.backend.backend(), str(cfg.data.name))
+    return model.fit(trainer, {"x": x, "y": y, "batch_size": int(trainer.batch_size)}, callbacks=[epoch_logger],
+                     jit_compile=jit)
 
 
 def accuracy_on(model: models.Model, x: np.ndarray, y: np.ndarray) -> float:
@@ -135,8 +136,8 @@ def log10_ratio(norms: np.ndarray) -> float | None:
 
 def study(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
     """Every variant of the config; writes metrics, norms and figures; returns details.json's content."""
-    if any(v.implementation == "keras" for v in cfg.variants.values()):
-        require_tensorflow()  # before any data is read or model trained
+    backends.check_loaded(cfg.trainer, str(cfg.data.name))  # before any data is read or model trained
+    backends.set_precision("float32")  # the gradients compared are float32's, whatever trained before
     data = ensure_prepared(cfg)
     provenance = data["meta"]["provenance"]
     results = {name: run_variant(name, variant, cfg, data) for name, variant in cfg.variants.items()}

@@ -15,21 +15,23 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rnnlab import cli
 
-if __name__ == "__main__":  # before Keras loads: a misspelt override stops in a second, not ten
-    cli.check_app_argv("config")
+if __name__ == "__main__":  # before Keras loads: a misspelt override stops in a second, not ten,
+    cli.before_keras("config")  # and Keras loads on the backend the config chooses
 
 import hydra  # noqa: E402
 import keras
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab import checkpoints, cli, io, models, paths, sweeps, tracking
+from rnnlab import backends, checkpoints, cli, io, models, paths, sweeps, tracking
 from rnnlab.config import load_resolved, validate
+from rnnlab.errors import ConfigError
 from rnnlab.data.cache import ensure_prepared
 from rnnlab.data.datasets import select
 from rnnlab.data.prepare import ArrayBatches, OneHotWindows, SequenceChunks, load_prepared, skip_epochs
@@ -42,10 +44,11 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
     """Fit the experiment's model on prepared data; returns the MLflow run id."""
     data = select(cfg, data if data is not None else load_prepared(paths.prepared_dir(cfg.data.name)))
     meta = data["meta"]
+    setup = training_setup(cfg)  # a config this backend or machine cannot train stops here, before any run
     job = sweeps.current_job()  # set when this run is one job of a Hydra sweep
     run_name = job.run_name(str(cfg.experiment_name)) if job else str(cfg.experiment_name) + _run_name_suffix(cfg)
     tags = {**tracking.run_tags(cfg, meta), "implementation": str(cfg.model.implementation),
-            **(job.tags() if job else {})}
+            **setup.tags(), **(job.tags() if job else {})}
     keep = cfg.trainer.resume and cfg.model.implementation == "keras"  # the NumPy models train in seconds
     folder = checkpoints.folder_for(cfg)
     resumed = checkpoints.latest(folder) if keep else None
@@ -63,19 +66,20 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
             log.info("resuming %s after epoch %d of %d (%s)", cfg.experiment_name, start, cfg.trainer.epochs, folder)
             active.set_tags({"resumed_after_epoch": start})
             tracking.backfill_epochs(active, resumed.history)  # epochs a kill -9 kept from the store
-        with io.atomic_dir(outputs.model) as tmp:
+        with io.atomic_dir(outputs.model) as tmp, backends.data_parallel(setup.devices, setup.backend):
             if resumed is not None:
                 model = models.load(resumed.model_file.parent, meta["task"])
                 checkpoints.restore(model.model, resumed)
             else:
                 model = models.build(cfg.model, cfg.regularizer, meta, batch_size=int(cfg.trainer.batch_size),
                                      seed=int(cfg.seed))
-            inputs = fit_inputs(cfg, data, skip=start)
+            inputs = fit_inputs(cfg, data, skip=start, multiple_of=max(1, len(setup.devices)))
             watching = training_callbacks(cfg.trainer)
             callbacks = [tracking.EpochLogger(active), EpochProgress(int(cfg.trainer.epochs)), *watching]
             if keep:  # last: it puts back the state of those before it
                 callbacks.append(checkpoints.EpochCheckpoint(folder, active.info.run_id, watching, resumed))
-            history = model.fit(cfg.trainer, inputs, callbacks=callbacks, initial_epoch=start)
+            history = model.fit(cfg.trainer, inputs, callbacks=callbacks, initial_epoch=start,
+                                jit_compile=setup.jit_compile)
             if resumed is not None:
                 history = {key: [*resumed.history.get(key, []), *values] for key, values in history.items()}
             saved = model.save(tmp)
@@ -92,6 +96,42 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
     log.info("trained %s -> %s: %s", cfg.experiment_name, outputs.model,
              tracking.where_to_see(tracking.experiment_name(cfg), active.info.experiment_id, active.info.run_id))
     return active.info.run_id
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What trains: the Keras backend (and why it was chosen), XLA, the devices that split each
+    batch (none: the backend's default device), the precision."""
+    backend: str
+    reason: str
+    jit_compile: bool | str
+    devices: list[Any]
+    precision: str
+
+    def tags(self) -> dict[str, str]:
+        return {"keras_backend": self.backend, "backend_choice": self.reason,
+                "jit_compile": str(self.jit_compile).lower(), "precision": self.precision,
+                "devices": backends.device_names(self.devices) if self.devices else tracking.device()}
+
+
+def training_setup(cfg: Any) -> TrainingSetup:
+    """The trainer's backend, jit_compile, devices and precision, resolved for this process and
+    machine (rnnlab.backends); sets the global dtype policy. Warns where a GPU config leaves the
+    cuDNN kernel."""
+    t, dataset = cfg.trainer, str(cfg.data.name)
+    choice = backends.check_loaded(t, dataset)
+    if cfg.model.implementation != "keras":
+        backends.set_precision("float32")
+        return TrainingSetup(choice.backend, choice.reason, False, [], "float32")
+    devices = backends.training_devices(t.devices, choice.backend)
+    if devices and int(t.batch_size) % len(devices):
+        raise ConfigError(f"trainer.batch_size={t.batch_size} does not split evenly across {len(devices)} devices "
+                          f"(trainer.devices={t.devices}): set trainer.batch_size to a multiple of {len(devices)}.")
+    backends.set_precision(str(t.precision))
+    if devices or backends.accelerators(choice.backend):
+        backends.warn_off_cudnn(cfg.model)
+    return TrainingSetup(choice.backend, choice.reason, backends.jit_compile(t.jit_compile, choice.backend, dataset),
+                         devices, str(t.precision))
 
 
 def dataset_splits(data: dict[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
@@ -139,17 +179,28 @@ def training_summary(trainer: Any, history: dict[str, list[float]]) -> dict[str,
     return {"epochs_trained": epochs, "best_epoch": best, **kept}
 
 
-def fit_inputs(cfg: Any, data: dict[str, Any], skip: int = 0) -> dict[str, Any]:
+def fit_inputs(cfg: Any, data: dict[str, Any], skip: int = 0, multiple_of: int = 1) -> dict[str, Any]:
     """What model.fit reads: batches built by a seeded order per epoch (ArrayBatches for arrays;
     for a text, windows or chunks built batch by batch), brought forward `skip` epochs for a
     resumed run; the NumPy models take the arrays themselves. fit's own shuffle is off: it
     would reorder the batches with Python's global random state, outside the seed.
+
+    With `multiple_of` = N devices, each epoch's last batch is cut to a multiple of N (at most
+    N - 1 rows, others at every reshuffled epoch), so that every device gets as many rows.
 
     The last `trainer.validation_split` of the training data is held out to validate, so the
     test split stays unseen until evaluate. The course's window models validate on the
     held-out end of the text, the metric it reports, unless early stopping or
     ReduceLROnPlateau watch the validation.
     """
+    inputs = _fit_inputs(cfg, data, skip)
+    for key in ("x", "validation_data"):
+        if hasattr(inputs.get(key), "multiple_of"):
+            inputs[key].multiple_of = multiple_of
+    return inputs
+
+
+def _fit_inputs(cfg: Any, data: dict[str, Any], skip: int) -> dict[str, Any]:
     t = cfg.trainer
     batch, seed = int(t.batch_size), int(cfg.seed)
     if data["meta"]["task"] == "char_lm":
@@ -204,6 +255,7 @@ def run_experiment(cfg: Any, outputs: paths.Outputs) -> dict[str, Any]:
     from rnnlab.evaluate import evaluate
 
     tracking.check_reachable()  # before preparing data, which can take minutes
+    training_setup(cfg)  # likewise: a backend or device count this machine lacks
     data = ensure_prepared(cfg)
     train(cfg, outputs, data)
     return evaluate(cfg, outputs, data)

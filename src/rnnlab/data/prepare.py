@@ -273,22 +273,32 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
+def _usable(count: int, batch_size: int, multiple_of: int) -> int:
+    """How many of `count` items the batches hold: all, but the last batch cut to a multiple of
+    `multiple_of` (the devices that split each batch: every one gets the same number of rows).
+    The cut items are others at every epoch where the order is reshuffled."""
+    return count - (count % batch_size) % multiple_of
+
+
 class _OrderedBatches(keras.utils.PyDataset):
     """Batches of `batch_size` items taken in `self.order`, which on_epoch_end permutes with
-    `self._rng` when `self.shuffle`: what ArrayBatches and OneHotWindows share."""
+    `self._rng` when `self.shuffle`: what ArrayBatches and OneHotWindows share. Set
+    `multiple_of` to N to make every batch split evenly across N devices."""
 
     order: np.ndarray
     batch_size: int
     shuffle: bool
     _rng: np.random.Generator
+    multiple_of: int = 1
 
     def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
+        return -(-_usable(len(self.order), self.batch_size, self.multiple_of) // self.batch_size)
 
     def rows(self, index: int) -> np.ndarray:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
-        return self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        end = min((index + 1) * self.batch_size, _usable(len(self.order), self.batch_size, self.multiple_of))
+        return self.order[index * self.batch_size:end]
 
     def on_epoch_end(self) -> None:
         if self.shuffle:
@@ -393,13 +403,16 @@ class SequenceChunks(keras.utils.PyDataset):
         self.order = self._rng.permutation(self.count) if shuffle else np.arange(self.count)
         self._span = np.arange(seq_len + 1)
 
+    multiple_of = 1  # as _OrderedBatches'
+
     def __len__(self) -> int:
-        return -(-self.count // self.batch_size)
+        return -(-_usable(self.count, self.batch_size, self.multiple_of) // self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
-        starts = self.offset + self.order[index * self.batch_size:(index + 1) * self.batch_size] * self.seq_len
+        end = min((index + 1) * self.batch_size, _usable(self.count, self.batch_size, self.multiple_of))
+        starts = self.offset + self.order[index * self.batch_size:end] * self.seq_len
         chunks = self.ids[starts[:, None] + self._span].astype(np.int32)
         return chunks[:, :-1], chunks[:, 1:]
 

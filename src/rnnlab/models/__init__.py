@@ -2,7 +2,7 @@
 
     build(model_cfg, regularizer, meta, batch_size, seed) -> model     (meta: the prepared data's)
     load(folder, task) -> model
-    model.fit(trainer, inputs, callbacks, initial_epoch) -> per-epoch history (from initial_epoch)
+    model.fit(trainer, inputs, callbacks, initial_epoch, jit_compile) -> per-epoch history
     model.predict(x)            the head's output per row (P(positive), class probabilities, values)
     model.predict_batch(x)      one direct call, for step-by-step generation and stateful reading
     model.reset_states()
@@ -26,7 +26,7 @@ class Model(Protocol):
     implementation: str
 
     def fit(self, trainer: Any, inputs: dict[str, Any], callbacks: list[Any],
-            initial_epoch: int = 0) -> dict[str, list[float]]: ...
+            initial_epoch: int = 0, jit_compile: bool | str = "auto") -> dict[str, list[float]]: ...
     def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray: ...
     def predict_batch(self, x: np.ndarray) -> np.ndarray: ...
     def reset_states(self) -> None: ...

@@ -110,14 +110,17 @@ def build_model(model: Any, reg: Any, input_spec: dict[str, Any], task: str, n_o
     for j, units in enumerate(model.dense_units):
         layers.append(keras.layers.Dense(units, activation=model.dense_activation, name=f"dense_{j + 1}"))
 
+    # Under a mixed precision policy the head still computes in float32: a softmax or sigmoid in
+    # 16 bits rounds small probabilities to 0 and the loss to inf.
+    head = {"dtype": "float32"} if keras.config.dtype_policy().name != "float32" else {}
     if logits:
-        layers.append(keras.layers.Dense(n_outputs, name="logits"))
+        layers.append(keras.layers.Dense(n_outputs, name="logits", **head))
     elif task == "binary":
-        layers.append(keras.layers.Dense(1, activation="sigmoid", name="positive"))
+        layers.append(keras.layers.Dense(1, activation="sigmoid", name="positive", **head))
     elif task in ("next_char", "char_lm", "letters"):
-        layers.append(keras.layers.Dense(n_outputs, activation="softmax", name="next"))
+        layers.append(keras.layers.Dense(n_outputs, activation="softmax", name="next", **head))
     else:
-        layers.append(keras.layers.Dense(n_outputs, name="value"))
+        layers.append(keras.layers.Dense(n_outputs, name="value", **head))
     return keras.Sequential(layers, name=f"{task}_{model.cell}")
 
 
@@ -133,9 +136,10 @@ def build_optimizer(trainer: Any) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(learning_rate=trainer.learning_rate, momentum=trainer.momentum, **clip)
 
 
-def compile_model(model: keras.Model, trainer: Any, task: str, logits: bool = False) -> keras.Model:
+def compile_model(model: keras.Model, trainer: Any, task: str, logits: bool = False,
+                  jit_compile: bool | str = "auto") -> keras.Model:
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if logits else LOSSES[task]
-    model.compile(optimizer=build_optimizer(trainer), loss=loss, metrics=METRICS[task])
+    model.compile(optimizer=build_optimizer(trainer), loss=loss, metrics=METRICS[task], jit_compile=jit_compile)
     return model
 
 
@@ -146,13 +150,6 @@ def reset_states(model: keras.Model) -> None:
         for rnn in (layer, inner, getattr(layer, "backward_layer", None)):
             if rnn is not None and getattr(rnn, "stateful", False):
                 rnn.reset_states()
-
-
-def require_tensorflow() -> None:
-    if keras.backend.backend() != "tensorflow":
-        raise ConfigError(f"KERAS_BACKEND={keras.backend.backend()}: per-step gradients of Keras models are taken "
-                          "with TensorFlow's GradientTape; run with KERAS_BACKEND=tensorflow (the default), "
-                          "or keep only NumPy variants.")
 
 
 class KerasModel:
@@ -174,12 +171,15 @@ class KerasModel:
         return cls(built, meta["task"], logits)
 
     def fit(self, trainer: Any, inputs: dict[str, Any], callbacks: list[Any],
-            initial_epoch: int = 0) -> dict[str, list[float]]:
+            initial_epoch: int = 0, jit_compile: bool | str = "auto") -> dict[str, list[float]]:
         """Compile with the trainer's optimizer and fit on `inputs` (what model.fit reads:
         x, y, batch_size, validation_split or validation_data, shuffle). From initial_epoch > 0
-        (a resumed checkpoint) the model keeps the optimizer state it was loaded with."""
+        (a resumed checkpoint) the model keeps the optimizer state it was loaded with.
+        jit_compile: XLA for the training step (rnnlab.backends.jit_compile)."""
         if initial_epoch == 0 or self.model.optimizer is None:
-            compile_model(self.model, trainer, self.task, self.logits)
+            compile_model(self.model, trainer, self.task, self.logits, jit_compile)
+        else:
+            self.model.jit_compile = jit_compile
         callbacks = list(callbacks)
         if self.stateful:
             callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self.reset_states()))
@@ -215,27 +215,53 @@ class KerasModel:
 
     def state_gradients(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """g_t = mean over sequences i of ||dL_i/dh_t||, t = 1..T, for a one-layer model with a
-        logits head, by replaying its cell step by step with a zero probe added to each h_t."""
-        require_tensorflow()
-        import tensorflow as tf
-
+        logits head, by replaying its cell step by step with a zero probe added to each h_t.
+        The derivative is the loaded backend's own (TensorFlow's GradientTape, jax.grad, torch's
+        autograd); the replay is Keras ops, the same on each."""
         recurrent = [layer for layer in self.model.layers if isinstance(layer, keras.layers.RNN)]
         if len(recurrent) != 1 or not self.logits:
             raise ConfigError("per-step gradients need one recurrent layer and a logits head (the gradient study's models)")
         cell, head = recurrent[0].cell, self.model.layers[-1]
-        x = tf.constant(x, dtype=tf.float32)
-        batch, steps, _ = x.shape
-        units = head.kernel.shape[0]
-        probes = tf.zeros((steps, batch, units))
+        ops = keras.ops
+        x = ops.convert_to_tensor(x, dtype="float32")
+        y = ops.convert_to_tensor(y, dtype="int32")
+        batch, steps = int(x.shape[0]), int(x.shape[1])
+        units = int(head.kernel.shape[0])
         n_states = 2 if isinstance(cell, keras.layers.LSTMCell) else 1
-        with tf.GradientTape() as tape:
-            tape.watch(probes)
-            states = [tf.zeros((batch, units))] * n_states
+
+        def loss_of(probes: Any) -> Any:
+            states = [ops.zeros((batch, units))] * n_states
+            h = states[0]
             for t in range(steps):
                 h, states = cell(x[:, t], states, training=False)
                 h = h + probes[t]  # dL/d(probe_t) = dL/dh_t: every later use of h_t goes through h
                 states = [h, *states[1:]]
             # Summed, not averaged: each sequence's gradient is then that sequence's own dL_i/dh_t.
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, head(h)))
-        grads = tape.gradient(loss, probes).numpy()  # (T, batch, units)
+            return ops.sum(keras.losses.sparse_categorical_crossentropy(y, head(h), from_logits=True))
+
+        grads = _gradient(loss_of, np.zeros((steps, batch, units), dtype="float32"))  # (T, batch, units)
         return np.linalg.norm(grads, axis=-1).mean(axis=1)
+
+
+def _gradient(f: Any, at: np.ndarray) -> np.ndarray:
+    """df/dx at x = `at` for a scalar f written in Keras ops, by the loaded backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        probes = tf.constant(at)
+        with tf.GradientTape() as tape:
+            tape.watch(probes)
+            value = f(probes)
+        return tape.gradient(value, probes).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(f)(jax.numpy.asarray(at)))
+    if backend == "torch":
+        import torch
+
+        probes = torch.tensor(at, requires_grad=True)
+        f(probes).backward()
+        return probes.grad.detach().cpu().numpy()
+    raise ConfigError(f"KERAS_BACKEND={backend}: per-step gradients need tensorflow, jax or torch")

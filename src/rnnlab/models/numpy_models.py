@@ -90,9 +90,10 @@ class NumpyModel:
         return cls(build(model_cfg, meta["input_spec"]["features"], seed), str(model_cfg.cell))
 
     def fit(self, trainer: Any, inputs: dict[str, Any], callbacks: list[Any],
-            initial_epoch: int = 0) -> dict[str, list[float]]:
+            initial_epoch: int = 0, jit_compile: bool | str = False) -> dict[str, list[float]]:
         """Fit on inputs["x"], inputs["y"]; each callback's on_epoch_end gets every epoch's
-        logs, as Keras calls it, and on_train_end once at the end."""
+        logs, as Keras calls it, and on_train_end once at the end. (NumPy compiles nothing:
+        jit_compile is ignored.)"""
         def on_epoch_end(epoch: int, logs: dict[str, float]) -> None:
             for callback in callbacks:
                 callback.on_epoch_end(epoch, logs)

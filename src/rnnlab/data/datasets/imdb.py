@@ -14,7 +14,6 @@ from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from omegaconf import MISSING
 
@@ -185,6 +184,8 @@ def from_csv(path: Path, num_words: int, test_fraction: float, seed: int) -> Enc
     texts = [tokenize(t) for t in frame["text"].astype(str)]
     y = labels.to_numpy(dtype=np.int64)
     stratify = y if np.bincount(y, minlength=2).min() >= 2 else None
+    from sklearn.model_selection import train_test_split  # here: every command imports this module
+
     tr_idx, te_idx = train_test_split(np.arange(len(y)), test_size=test_fraction, random_state=seed, stratify=stratify)
     train_words = [texts[i] for i in tr_idx]
     word_index = samples.word_index_by_frequency(train_words)
