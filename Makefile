@@ -52,5 +52,5 @@ $(STAMP): requirements.lock pyproject.toml
 # Re-pin after changing pyproject.toml's dependencies (a fresh venv resolves them).
 lock:
 	rm -rf /tmp/rnnlab-lock-venv && $(PYTHON) -m venv /tmp/rnnlab-lock-venv
-	/tmp/rnnlab-lock-venv/bin/pip install --quiet -e ".[dev]"
+	/tmp/rnnlab-lock-venv/bin/pip install --quiet -e ".[dev,jax]"
 	/tmp/rnnlab-lock-venv/bin/pip freeze --exclude-editable | grep -v '^rnnlab' > requirements.lock

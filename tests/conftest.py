@@ -22,6 +22,10 @@ SHARED_DATA = PROJECT.parent / "shared" / "data"
 VENV_BIN = Path(sys.executable).parent
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The tests' own process trains on JAX, the faster backend on this machine's CPUs for most of the
+# catalog (rnnlab.backends.FASTEST); tests/test_backends.py runs every experiment on TensorFlow.
+# KERAS_BACKEND=tensorflow make test swaps the two.
+os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ["DVC_NO_ANALYTICS"] = "1"
 
 

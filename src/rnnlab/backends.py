@@ -94,7 +94,18 @@ def choose(requested: str, dataset: str, kind: str | None = None, environ: dict[
     if environ.get("KERAS_BACKEND"):
         return Choice(environ["KERAS_BACKEND"], ENVIRONMENT)
     kind = kind or device_kind()
-    return Choice(FASTEST.get((dataset, kind), DEFAULT[kind]), MEASURED)
+    fastest = FASTEST.get((dataset, kind), DEFAULT[kind])
+    if not installed(fastest):
+        other = next(b for b in BACKENDS if b != fastest)
+        return Choice(other, f"{fastest} (measured fastest) is not installed")
+    return Choice(fastest, MEASURED)
+
+
+def installed(backend: str) -> bool:
+    """Whether `backend` can be imported here (the jax extra is optional), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec(backend) is not None
 
 
 def jit_compile(requested: Any, backend: str, dataset: str, kind: str | None = None) -> bool | str:
