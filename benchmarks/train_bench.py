@@ -215,12 +215,17 @@ def bare_model(keras: Any, cfg: Any, meta: dict[str, Any]) -> Any:
 
 # --- running and timing the children ------------------------------------------------------------
 
-def prepare(experiment: str, args: argparse.Namespace, env: dict[str, str]) -> None:
-    """Fetch and prepare the experiment's data once, before any run is timed."""
-    code = ("import sys; from rnnlab.config import compose; from rnnlab.data.cache import ensure_prepared; "
-            "ensure_prepared(compose(sys.argv[1:]))")
-    done = subprocess.run([sys.executable, "-c", code, *base_overrides(experiment, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+def prepare(experiment: str, args: argparse.Namespace, env: dict[str, str], artifacts: Path) -> None:
+    """Fetch and prepare the experiment's data once, before any run is timed, and create its MLflow
+    experiment in the temporary store with the artifacts beside it (MLflow's default for a
+    database store would be ./mlruns in the checkout)."""
+    code = ("import os, sys, mlflow; from pathlib import Path; from rnnlab.config import compose; "
+            "from rnnlab.data.cache import ensure_prepared; cfg = compose(sys.argv[2:]); ensure_prepared(cfg); "
+            "mlflow.set_tracking_uri(os.environ['MLFLOW_TRACKING_URI']); "
+            "name = str(cfg.tracking.experiment or cfg.experiment_name); "
+            "mlflow.get_experiment_by_name(name) or mlflow.create_experiment(name, artifact_location=Path(sys.argv[1]).as_uri())")
+    done = subprocess.run([sys.executable, "-c", code, str(artifacts), *base_overrides(experiment, args)], cwd=ROOT,
+                          env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"preparing the data of {experiment} failed:\n{done.stderr[-3000:]}")
 
@@ -282,7 +287,7 @@ def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
         logs.mkdir(parents=True, exist_ok=True)
         store = tmp_path / "mlruns.db"
         for experiment in args.experiments:
-            prepare(experiment, args, child_env(args.backends[0], store))
+            prepare(experiment, args, child_env(args.backends[0], store), tmp_path / "artifacts")
         pipeline_jits = pipeline_jit_choices()
         for repeat in range(args.repeats):
             for experiment in args.experiments:
