@@ -50,7 +50,7 @@ DEFAULT = {"cpu": "jax", "gpu": "jax"}
 
 # Whether XLA compilation pays on TensorFlow, per (dataset, device kind), same benchmark. JAX
 # always compiles (its eager mode is orders of magnitude slower), so auto is true there.
-# Not listed: Keras' own "auto" (XLA on GPUs, off on CPUs).
+# Not listed: what Keras' own "auto" does (XLA on GPUs, off on CPUs).
 JIT_PAYS: dict[tuple[str, str], bool] = {
     ("prices", "cpu"): True,
     ("imdb", "cpu"): False,
@@ -108,13 +108,15 @@ def installed(backend: str) -> bool:
     return importlib.util.find_spec(backend) is not None
 
 
-def jit_compile(requested: Any, backend: str, dataset: str, kind: str | None = None) -> bool | str:
-    """trainer.jit_compile as model.compile takes it: true, false, or Keras' own "auto"."""
+def jit_compile(requested: Any, backend: str, dataset: str, kind: str | None = None) -> bool:
+    """trainer.jit_compile resolved to true or false. Never Keras' own "auto": a model loaded to
+    resume keeps its compile settings, and "auto" set on it again reads as true."""
     if requested in (True, False):
         return bool(requested)
     if backend == "jax":
         return True
-    return JIT_PAYS.get((dataset, kind or device_kind()), "auto")
+    kind = kind or device_kind()
+    return JIT_PAYS.get((dataset, kind), kind == "gpu")  # Keras' own auto: XLA on GPUs, not on CPUs
 
 
 # ---------------------------------------------------------------------------------------------

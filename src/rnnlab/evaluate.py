@@ -379,8 +379,11 @@ def details_file(metrics: dict[str, Any], run_info: dict[str, Any], cfg: Any,
     # The run's page in the MLflow UI when it was tracked on an HTTP(S) server, else None.
     details["run"]["link"] = tracking.run_link(str(run_info.get("tracking_uri") or ""),
                                                str(run_info.get("experiment_id") or ""), run_info["run_id"])
-    details["environment"] = {"keras_backend": keras.backend.backend(), "device": tracking.device(),
-                              "profile": str(cfg.profile_name)}
+    # What trained (run.json, written by train): the numbers differ between backends.
+    trained = run_info.get("setup") or {"keras_backend": keras.backend.backend()}
+    details["environment"] = {"keras_backend": trained["keras_backend"], "device": tracking.device(),
+                              "profile": str(cfg.profile_name),
+                              **{k: trained[k] for k in ("jit_compile", "precision", "devices") if k in trained}}
     return details
 
 

@@ -50,15 +50,25 @@ FIGURE_TITLES = {"training_curves.png": "training curves", "confusion_matrix.png
 
 
 def leaderboard(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["| experiment | data | metric | model | baseline | verdict (paired test) |", "|---|---|---|---|---|---|"]
+    lines = ["| experiment | data | metric | model | baseline | verdict (paired test) | trained on |",
+             "|---|---|---|---|---|---|---|"]
     for m in rows:
         p = m["primary"]
         better = "higher" if p["higher_is_better"] else "lower"
         data = m["data"]["label"] if m["data"]["synthetic"] or is_sample(m["data"]) else "real"
         lines.append(f"| [{m['experiment']}](#{m['experiment']}) | {m['data']['dataset']}: {data} | "
                      f"{p['name']} ({better} is better) | {p['model']:.4f} | {p['baseline']:.4f} "
-                     f"({m['baseline']['name']}) | {_verdict(p)} |")
+                     f"({m['baseline']['name']}) | {_verdict(p)} | {trained_on(m)} |")
     return lines
+
+
+def trained_on(metrics: dict[str, Any]) -> str:
+    """The Keras backend (NumPy for the from-scratch models) and device that produced the model's
+    numbers: they differ between backends, whose random streams differ."""
+    if metrics.get("setup", {}).get("implementation") == "numpy":
+        return "NumPy"
+    env = metrics.get("environment", {})
+    return " ".join(str(v) for v in (env.get("keras_backend", "?"), env.get("device")) if v)
 
 
 def _verdict(primary: dict[str, Any]) -> str:
@@ -92,7 +102,7 @@ def section(experiment: str, metrics: dict[str, Any]) -> str:
         extras["noise floor (mse)"] = metrics["noise_floor_mse"]
     if extras:
         lines += ["Also: " + ", ".join(f"{k} {v:.4f}" for k, v in extras.items()) + ".", ""]
-    lines += [f"MLflow run: {run_reference(metrics.get('run', {}))}", ""]
+    lines += [f"Trained on: {trained_on(metrics)}; MLflow run: {run_reference(metrics.get('run', {}))}", ""]
     for png in sorted(figures_dir.glob("*.png")):
         lines += [f"![{FIGURE_TITLES.get(png.name, png.stem)}](experiments/{experiment}/{png.name})", ""]
     if (figures_dir / "examples.json").is_file():

@@ -88,7 +88,8 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
             active.log_metrics({f"kept_{k}" if k.startswith("val_") else k: v for k, v in summary.items()})
             io.write_json(tmp / "run.json", {"run_id": active.info.run_id,
                                              "experiment_id": active.info.experiment_id,
-                                             "tracking_uri": tracking.redact(tracking.tracking_uri()), "training": summary})
+                                             "tracking_uri": tracking.redact(tracking.tracking_uri()), "training": summary,
+                                             "setup": setup.tags()})
         write_history(history, outputs.metrics / "history.csv")
         active.log_artifact(outputs.metrics / "history.csv")
         active.log_model(outputs.model / saved, meta["task"], input_example(cfg, inputs))

@@ -4,6 +4,7 @@ down, credentials in the tracking URI. Each fault is a real signal to a real pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -192,14 +193,35 @@ def read_history(job: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "sigterm"])
-def test_a_killed_run_resumes_at_its_next_epoch_to_the_same_result(project_copy: Path, tmp_path: Path, how):
+def wait_for_checkpoint(folder: Path, process: subprocess.Popen, epochs: int, timeout: float = 180) -> dict:
+    """The checkpoint's latest.json once it holds `epochs` epochs (written after every epoch,
+    unlike MLflow's metrics, which are sent every few seconds)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        for latest in folder.glob("phrase_sentiment-*/latest.json"):
+            with contextlib.suppress(ValueError, OSError):  # read while it is replaced
+                state = json.loads(latest.read_text())
+                if state["epoch"] >= epochs:
+                    return state
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail(f"the training run never checkpointed {epochs} epochs")
+
+
+# A kill -9 on JAX, a SIGTERM on TensorFlow: each backend's random state comes back. On JAX, one
+# phrase per batch: its epochs are otherwise too short to stop the run in the middle.
+@pytest.mark.parametrize("how, backend", [(signal.SIGKILL, "jax"), (signal.SIGTERM, "tensorflow")],
+                         ids=["kill-9-jax", "sigterm-tensorflow"])
+def test_a_killed_run_resumes_at_its_next_epoch_to_the_same_result(project_copy: Path, tmp_path: Path, how,
+                                                                   backend: str):
     """Dropout on, so that the resumed run must also get back the random state of the masks."""
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     client = mlflow.MlflowClient(uri)
     env = subprocess_env(project_copy, MLFLOW_TRACKING_URI=uri)
     command = [sys.executable, "-m", "rnnlab.train", "experiment=phrase_sentiment", "profile=quick",
-               "trainer.epochs=60", "model.dropout=0.3"]
+               "trainer.epochs=60", "model.dropout=0.3", f"trainer.backend={backend}",
+               *(["trainer.batch_size=1"] if backend == "jax" else [])]
 
     def train(job: Path) -> subprocess.Popen:
         return subprocess.Popen([*command, f"hydra.run.dir={job}"], cwd=project_copy, env=env,
@@ -212,7 +234,7 @@ def test_a_killed_run_resumes_at_its_next_epoch_to_the_same_result(project_copy:
     assert not list((project_copy / "outputs" / "checkpoints").glob("*"))  # removed when the run finished
 
     first = train(tmp_path / "first")
-    run = wait_for_epochs(client, first, epochs=10)
+    run = client.get_run(wait_for_checkpoint(project_copy / "outputs" / "checkpoints", first, epochs=10)["run_id"])
     first.send_signal(how)
     first.communicate(timeout=120)
     assert first.returncode == (-9 if how == signal.SIGKILL else 143)

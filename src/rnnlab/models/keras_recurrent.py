@@ -138,6 +138,7 @@ def build_optimizer(trainer: Any) -> keras.optimizers.Optimizer:
 
 def compile_model(model: keras.Model, trainer: Any, task: str, logits: bool = False,
                   jit_compile: bool | str = "auto") -> keras.Model:
+    """Compile with the trainer's optimizer, the task's loss and metrics, and XLA or not."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True) if logits else LOSSES[task]
     model.compile(optimizer=build_optimizer(trainer), loss=loss, metrics=METRICS[task], jit_compile=jit_compile)
     return model
