@@ -93,6 +93,7 @@ class TrainerConfig:
     early_stopping: EarlyStoppingConfig = MISSING
     reduce_lr: ReduceLRConfig = MISSING
     resume: bool = MISSING
+    checkpoint_every_seconds: float = 30.0
     # auto | tensorflow | jax; auto | true | false; auto | N; float32 | mixed_bfloat16 | mixed_float16
     # (rnnlab.backends). Any, not str: the YAML's true/false and N arrive as bool and int.
     backend: str = "auto"
@@ -307,6 +308,8 @@ def _check_trainer(t: DictConfig, require: Any) -> None:
     require(0.0 <= t.validation_split < 1.0, "trainer.validation_split", t.validation_split, "must be in [0, 1)")
     require(t.clipnorm is None or t.clipnorm > 0, "trainer.clipnorm", t.clipnorm, "must be > 0 or null")
     require(t.clipvalue is None or t.clipvalue > 0, "trainer.clipvalue", t.clipvalue, "must be > 0 or null")
+    require(t.checkpoint_every_seconds >= 0, "trainer.checkpoint_every_seconds", t.checkpoint_every_seconds,
+            "must be >= 0 (0: after every epoch)")
     require(t.backend in ("auto", *BACKENDS), "trainer.backend", t.backend, f"choose auto, {', '.join(BACKENDS)}")
     require(t.jit_compile in ("auto", True, False), "trainer.jit_compile", t.jit_compile, "choose auto, true or false")
     require(t.devices == "auto" or (isinstance(t.devices, int) and not isinstance(t.devices, bool) and t.devices > 0),

@@ -77,7 +77,8 @@ def train(cfg: Any, outputs: paths.Outputs, data: dict[str, Any] | None = None) 
             watching = training_callbacks(cfg.trainer)
             callbacks = [tracking.EpochLogger(active), EpochProgress(int(cfg.trainer.epochs)), *watching]
             if keep:  # last: it puts back the state of those before it
-                callbacks.append(checkpoints.EpochCheckpoint(folder, active.info.run_id, watching, resumed))
+                callbacks.append(checkpoints.EpochCheckpoint(folder, active.info.run_id, watching, resumed,
+                                                             every_seconds=float(cfg.trainer.checkpoint_every_seconds)))
             history = model.fit(cfg.trainer, inputs, callbacks=callbacks, initial_epoch=start,
                                 jit_compile=setup.jit_compile)
             if resumed is not None:

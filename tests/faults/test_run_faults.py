@@ -220,7 +220,7 @@ def test_a_killed_run_resumes_at_its_next_epoch_to_the_same_result(project_copy:
     client = mlflow.MlflowClient(uri)
     env = subprocess_env(project_copy, MLFLOW_TRACKING_URI=uri)
     command = [sys.executable, "-m", "rnnlab.train", "experiment=phrase_sentiment", "profile=quick",
-               "trainer.epochs=60", "model.dropout=0.3", f"trainer.backend={backend}",
+               "trainer.epochs=60", "model.dropout=0.3", f"trainer.backend={backend}", "trainer.checkpoint_every_seconds=0",
                *(["trainer.batch_size=1"] if backend == "jax" else [])]
 
     def train(job: Path) -> subprocess.Popen:
@@ -259,6 +259,9 @@ def test_a_killed_run_resumes_at_its_next_epoch_to_the_same_result(project_copy:
 
 def test_the_dvc_train_stage_resumes_too_and_keeps_checkpoints_out_of_its_outputs(project_copy: Path):
     env = subprocess_env(project_copy)
+    params = project_copy / "params.yaml"  # a checkpoint after every epoch, so that the kill finds one
+    params.write_text(params.read_text().replace("\noverrides: []\n", "\noverrides: [trainer.checkpoint_every_seconds=0]\n"))
+    assert "trainer.checkpoint_every_seconds=0" in params.read_text()
     prepared = subprocess.run(["dvc", "repro", "prepare@phrases"], cwd=project_copy, env=env, capture_output=True,
                               text=True, timeout=600)
     assert prepared.returncode == 0, prepared.stdout[-2000:] + prepared.stderr[-2000:]
@@ -266,11 +269,12 @@ def test_the_dvc_train_stage_resumes_too_and_keeps_checkpoints_out_of_its_output
     # The stage's own command (dvc.yaml), killed in the middle of the course's 200 epochs.
     stage = subprocess.Popen([sys.executable, "-m", "rnnlab.train", "--stage", "resolved/phrase_sentiment.yaml"],
                              cwd=project_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run = wait_for_epochs(client, stage, epochs=10)
+    run = client.get_run(wait_for_checkpoint(project_copy / "outputs" / "checkpoints", stage, epochs=10)["run_id"])
     stage.send_signal(signal.SIGKILL)
     stage.communicate(timeout=60)
     checkpoint = next((project_copy / "outputs" / "checkpoints").glob("phrase_sentiment-*"))
     done = json.loads((checkpoint / "latest.json").read_text())["epoch"]
+    assert 10 <= done < 200
 
     result = subprocess.run(["dvc", "repro", "train@phrase_sentiment"], cwd=project_copy, env=env,
                             capture_output=True, text=True, timeout=600)
