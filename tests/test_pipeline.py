@@ -12,6 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import run, subprocess_env
 
+from rnnlab import backends
+
 pytestmark = pytest.mark.slow
 
 STAGES = ["compose", "fetch@imdb", "prepare@imdb", "train@imdb_lstm", "evaluate@imdb_lstm",
@@ -66,7 +68,11 @@ def test_dvc_repro_builds_everything_then_reruns_only_what_changed(project_copy:
     assert json.loads((project / "metrics/imdb_lstm/metrics.json").read_text()) == {
         "accuracy": metrics["model"]["accuracy"], "baseline": metrics["baseline"]["accuracy"],
         "p_value": metrics["primary"]["test"]["p_value"], "best_epoch": metrics["training"]["best_epoch"], "epochs": 3}
-    assert metrics["environment"] == {"keras_backend": "tensorflow", "device": "cpu", "profile": "quick"}
+    # trainer.backend=auto: the measured fastest for IMDB on a CPU (rnnlab.backends.FASTEST).
+    fastest = backends.FASTEST[("imdb", "cpu")]
+    assert metrics["environment"] == {"keras_backend": fastest, "device": "cpu", "profile": "quick", "devices": "cpu",
+                                      "precision": "float32",
+                                      "jit_compile": str(backends.jit_compile("auto", fastest, "imdb", "cpu")).lower()}
     for part in ("model", "baseline"):
         assert set(metrics[part]) >= {"accuracy", "loss", "roc_auc", "confusion_matrix"}
         assert sum(map(sum, metrics[part]["confusion_matrix"])) == 1000
@@ -103,7 +109,7 @@ def test_dvc_repro_builds_everything_then_reruns_only_what_changed(project_copy:
     assert tags["data.label"] == "synthetic sample"
     provenance = json.loads((project / "data/raw/imdb/provenance.json").read_text())
     assert tags["data.raw_sha256"] == provenance["sha256"]
-    assert tags["keras_backend"] == "tensorflow" and tags["device"] == "cpu"
+    assert tags["keras_backend"] == fastest and tags["backend_choice"] == backends.MEASURED and tags["device"] == "cpu"
     assert tags["dvc_stage"] == "train@imdb_lstm"
     assert mlrun.data.metrics["test_accuracy"] == pytest.approx(metrics["model"]["accuracy"])
     assert mlrun.data.metrics["baseline_accuracy"] == pytest.approx(metrics["baseline"]["accuracy"])

@@ -19,6 +19,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import copy_project, run, running_mlflow_server, subprocess_env
 
+from rnnlab import backends
+
 pytestmark = pytest.mark.slow
 
 # About 10 s a job on CPU.
@@ -105,7 +107,9 @@ def test_a_grid_sweep_is_one_parent_run_with_a_child_per_job(server_sweep: Serve
         assert params["model.units"] == "8" and params["profile_name"] == "quick"
         assert f"model.dropout={dropout}" in tags["hydra.job.overrides"].split()
         assert f"regularizer={regularizer}" in tags["hydra.job.overrides"].split()
-        assert tags["data.synthetic"] == "true" and tags["keras_backend"] == "tensorflow" and "git_commit" in tags
+        assert tags["data.synthetic"] == "true" and "git_commit" in tags
+        # One backend for the whole sweep, the measured fastest for IMDB (trainer.backend=auto).
+        assert tags["keras_backend"] == backends.FASTEST[("imdb", "cpu")] and tags["backend_choice"] == backends.MEASURED
         assert Path(tags["hydra.job.dir"]).name == tags["hydra.job.num"]
     assert sorted(c.data.tags["hydra.job.num"] for c in children) == ["0", "1", "2", "3"]
 
