@@ -105,8 +105,6 @@ def test_tiny_study_writes_metrics_norms_figures_and_runs(isolated_root: Path):
     assert metrics["baseline"]["accuracy"] == 0.5  # balanced labels: the majority class is chance
     for name, v in metrics["variants"].items():
         assert 0.0 <= v["test_accuracy"] <= 1.0 and np.isfinite(v["log10_ratio_init"]), name
-    # The plain tanh RNN loses far more of its gradient over 99 steps than the identity-initialised ReLU one.
-    assert metrics["variants"]["irnn"]["log10_ratio_init"] > metrics["variants"]["simplernn"]["log10_ratio_init"] + 2
 
     with open(outputs.metrics / "gradient_norms.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -139,6 +137,28 @@ def test_tiny_study_writes_metrics_norms_figures_and_runs(isolated_root: Path):
     saturated["variants"]["irnn"]["log10_ratio_trained"] = None
     text = "\n".join(gradient_study_section(saturated))
     assert text.count("n/a (g_T = 0)") == 2  # its row, and its row in the remedies table
+    keras.backend.clear_session()
+
+
+def test_the_plain_rnn_loses_its_gradient_where_the_irnn_keeps_it(isolated_root: Path):
+    """At initialisation, over 99 steps: the median over six seeds, since one draw of Glorot
+    recurrent weights sits near a spectral radius of 1 and may keep its gradient (seed 42 on JAX
+    does: log10 g_1/g_T = +0.09, against -3.9 on TensorFlow)."""
+    from rnnlab.data.cache import ensure_prepared
+
+    data = ensure_prepared(compose(TINY, config_name="gradient_study"))
+    x, y = data["x_test"][:16], data["y_test"][:16]
+    ratios = {}
+    for name in ("simplernn", "irnn"):
+        values = []
+        for seed in range(6):
+            cfg = compose([*TINY, f"seed={seed}"], config_name="gradient_study")
+            model = gradient_study.build(cfg.variants[name], cfg, data["meta"])
+            values.append(gradient_study.log10_ratio(model.state_gradients(x, y)))
+        ratios[name] = float(np.median(values))
+    # Measured: simplernn -4.6 (TensorFlow) and -5.3 (JAX), irnn -0.3 on both.
+    assert ratios["simplernn"] < -2 and ratios["irnn"] > -1, ratios
+    assert ratios["irnn"] > ratios["simplernn"] + 2, ratios
     keras.backend.clear_session()
 
 

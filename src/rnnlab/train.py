@@ -199,6 +199,9 @@ def fit_inputs(cfg: Any, data: dict[str, Any], skip: int = 0, multiple_of: int =
     for key in ("x", "validation_data"):
         if hasattr(inputs.get(key), "multiple_of"):
             inputs[key].multiple_of = multiple_of
+    if len(inputs["x"]) == 0:  # Keras would stop on it mid-fit, with a message that differs per backend
+        raise ConfigError(f"trainer.validation_split={cfg.trainer.validation_split} leaves no training batch "
+                          f"of {cfg.trainer.batch_size}: lower trainer.validation_split or trainer.batch_size.")
     return inputs
 
 
