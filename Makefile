@@ -14,13 +14,21 @@ MLFLOW_PORT ?= 5000
 # The example sweep of `make sweep` (README, Sweeps): 9 quick jobs, a few minutes on CPU.
 SWEEP ?= experiment=imdb_lstm profile=quick model.dropout=0.0,0.2,0.5 regularizer=none,l2,l1l2
 
-.PHONY: repro test test-deps sweep mlflow-ui lock clean-outputs
+.PHONY: repro test test-slow test-all test-deps sweep mlflow-ui lock clean-outputs
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
+# The fast suite: every unit and in-process test, the tests' own process training on JAX.
 test: $(STAMP) test-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# The end-to-end tests (marked slow): `dvc repro` in a copy of the project, sweeps, kills and
+# server outages, every experiment on TensorFlow, two virtual devices. CI runs both suites.
+test-slow: $(STAMP) test-deps
+	$(BIN)/python -m pytest -m slow
+
+test-all: test test-slow
 
 # Headless Chromium for the test of the MLflow UI (tests/test_sweeps.py): installed with
 # apt-get when running as root, once; otherwise that test skips and says why.

@@ -83,6 +83,7 @@ def test_in_a_process_that_loaded_keras_auto_keeps_it_and_another_backend_is_ref
         training_setup(compose(["experiment=phrase_sentiment", f"trainer.backend={OTHER}"]))
 
 
+@pytest.mark.slow
 def test_each_command_loads_keras_on_the_backend_its_config_names(tmp_path: Path):
     """`python -m rnnlab.train` picks the backend before Keras loads; the run's tags say which and why."""
     env = subprocess_env(PROJECT, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlruns.db")
@@ -161,6 +162,7 @@ def on_the_other_backend(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return run_python(code, tmp, backend=OTHER, timeout=1500)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_on_the_other_backend(on_the_other_backend: dict, experiment: str):
     assert on_the_other_backend["backend"] == OTHER
@@ -171,6 +173,7 @@ def test_experiment_runs_on_the_other_backend(on_the_other_backend: dict, experi
     assert "model.keras" in result["saved"] or "model.npz" in result["saved"]
 
 
+@pytest.mark.slow
 def test_the_gradient_study_measures_on_the_other_backend(on_the_other_backend: dict):
     ratios = on_the_other_backend["gradient_study"]
     keras_variants = [name for name, v in compose([], config_name="gradient_study").variants.items()
@@ -178,6 +181,7 @@ def test_the_gradient_study_measures_on_the_other_backend(on_the_other_backend: 
     assert keras_variants and all(ratios[name] is not None and np.isfinite(ratios[name]) for name in keras_variants)
 
 
+@pytest.mark.slow
 def test_both_backends_take_the_same_per_step_gradients(tmp_path: Path):
     """dL/dh_t through the replayed Keras cell, by GradientTape and by jax.grad, on the same saved
     weights: the backends' autodiff agree to float32 rounding."""
@@ -223,6 +227,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 def test_two_devices_split_each_batch_and_train_as_one(tmp_path: Path, backend: str):
     """phrase_sentiment (quick, 2 epochs) on one CPU device and on two virtual ones: the same data (a

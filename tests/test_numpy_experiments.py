@@ -24,6 +24,7 @@ def read_history(folder: Path) -> dict[str, list[float]]:
     return {key: [float(r[key]) for r in rows] for key in rows[0]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["phrase_numpy_rnn", "phrase_numpy_lstm"])
 def test_course_settings_learn_every_training_phrase(experiment: str, isolated_root: Path):
     """1000 epochs of per-phrase SGD (20 s for the RNN, 50 s for the LSTM on one core)."""

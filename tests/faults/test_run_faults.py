@@ -98,6 +98,7 @@ def test_a_tracking_server_that_is_down_fails_at_once_with_the_fix(tmp_path: Pat
     assert not (tmp_path / "job" / "model").exists()
 
 
+@pytest.mark.slow
 def test_credentials_in_the_tracking_uri_are_never_written(tmp_path: Path):
     with running_mlflow_server(tmp_path) as url:
         secret_uri = url.replace("http://", "http://alice:tok3n-s3cret@")
@@ -145,6 +146,7 @@ def start_server(folder: Path, port: int) -> subprocess.Popen:
     pytest.fail("mlflow server did not start: " + (folder / "server.log").read_text()[-2000:])
 
 
+@pytest.mark.slow
 def test_a_tracking_server_killed_during_training_costs_nothing_and_the_run_replays(project_copy: Path,
                                                                                      tmp_path: Path):
     port = free_port()
@@ -211,6 +213,7 @@ def wait_for_checkpoint(folder: Path, process: subprocess.Popen, epochs: int, ti
 
 # A kill -9 on JAX, a SIGTERM on TensorFlow: each backend's random state comes back. On JAX, one
 # phrase per batch: its epochs are otherwise too short to stop the run in the middle.
+@pytest.mark.slow
 @pytest.mark.parametrize("how, backend", [(signal.SIGKILL, "jax"), (signal.SIGTERM, "tensorflow")],
                          ids=["kill-9-jax", "sigterm-tensorflow"])
 def test_a_killed_run_resumes_at_its_next_epoch_to_the_same_result(project_copy: Path, tmp_path: Path, how,
@@ -257,6 +260,7 @@ def test_a_killed_run_resumes_at_its_next_epoch_to_the_same_result(project_copy:
     assert not checkpoint.exists()
 
 
+@pytest.mark.slow
 def test_the_dvc_train_stage_resumes_too_and_keeps_checkpoints_out_of_its_outputs(project_copy: Path):
     env = subprocess_env(project_copy)
     params = project_copy / "params.yaml"  # a checkpoint after every epoch, so that the kill finds one
