@@ -59,6 +59,12 @@ def test_an_explicit_backend_wins_then_the_environment_then_the_measured_table()
         backends.choose("torch", "imdb", "cpu", environ={})
 
 
+def test_a_stateful_model_trains_on_tensorflow_under_auto():
+    assert backends.choose("auto", "alphabet", "cpu", environ={}, stateful=True) == \
+        backends.Choice("tensorflow", backends.STATEFUL)
+    assert backends.choose("jax", "alphabet", "cpu", environ={}, stateful=True).backend == "jax"  # asked for
+
+
 def test_every_dataset_a_course_experiment_trains_on_has_a_measured_backend_on_cpu():
     import yaml
 

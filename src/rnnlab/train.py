@@ -121,7 +121,7 @@ def training_setup(cfg: Any) -> TrainingSetup:
     machine (rnnlab.backends); sets the global dtype policy. Warns where a GPU config leaves the
     cuDNN kernel."""
     t, dataset = cfg.trainer, str(cfg.data.name)
-    choice = backends.check_loaded(t, dataset)
+    choice = backends.check_loaded(t, dataset, bool(cfg.model.stateful))
     if cfg.model.implementation != "keras":
         backends.set_precision("float32")
         return TrainingSetup(choice.backend, choice.reason, False, [], "float32")
